@@ -1,0 +1,225 @@
+"""An adapter = transport + codec + schedule, run in a thread of its own.
+
+It owns the device's link: opens the port, feeds bytes to the codec, stamps readings with identity, time and
+sequence, reconnects with backoff when the port goes, and decides when the device counts as offline (port
+lost, or silent past the protocol's timeout). What it produces goes to a `sink`, which the gateway wires to
+MQTT; tests can wire it anywhere.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from monitor.clock import SYSTEM_CLOCK, Clock
+from monitor.devices.protocols import ProtocolSpec
+from monitor.devices.transport import LinkLost, SerialTransport
+from monitor.model import DeviceReading, DeviceStatus, Observation, RejectedFrame
+
+log = logging.getLogger(__name__)
+
+BACKOFF_STEPS = (0.2, 0.5, 1.0, 2.0, 5.0)
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceSpec:
+    """`--device NAME:PROTOCOL:URL`"""
+
+    name: str
+    protocol: str
+    url: str
+
+    @classmethod
+    def parse(cls, text: str) -> DeviceSpec:
+        parts = text.split(":", 2)
+        if len(parts) != 3 or not all(parts):
+            raise ValueError(
+                f"device {text!r}: expected NAME:PROTOCOL:URL, e.g. oximeter:masimo-ascii:/dev/ttyUSB0"
+            )
+        return cls(*parts)
+
+
+class SequenceCounter:
+    """Per-device message sequence that keeps increasing across gateway restarts.
+
+    It starts at the start time in microseconds, so a restarted gateway never reuses a number the core has
+    already stored (the core stores each (device, seq) once).
+    """
+
+    def __init__(self, clock: Clock) -> None:
+        self._next = int(clock.now() * 1_000_000)
+        self._lock = threading.Lock()
+
+    def take(self) -> int:
+        with self._lock:
+            value = self._next
+            self._next += 1
+            return value
+
+
+class DeviceAdapter:
+    def __init__(
+        self,
+        site: str,
+        room: str,
+        spec: DeviceSpec,
+        protocol: ProtocolSpec,
+        sink: Callable[[Observation | DeviceStatus], None],
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
+        self.site, self.room, self.spec, self.protocol = site, room, spec, protocol
+        self._sink = sink
+        self._clock = clock
+        self.seq = SequenceCounter(clock)
+        self.codec = protocol.make_codec()
+        self.reconnects = 0
+        self.link_up = False
+        self.state = "offline"
+        self.conditions: frozenset[str] = frozenset()
+        self.reason = "starting"
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"adapter-{room}-{spec.name}", daemon=True)
+        self._last_status_sent = 0.0
+        self._reject_kinds_logged: set[str] = set()
+
+    # ---- lifecycle ------------------------------------------------------------------------------------
+
+    def start(self) -> DeviceAdapter:
+        self._thread.start()
+        return self
+
+    def stop(self, reason: str = "gateway stopped") -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self._set_state("offline", reason, self.conditions, force=True)
+
+    @property
+    def counters(self) -> dict[str, int]:
+        return {
+            "frames_ok": self.codec.frames_ok,
+            "rejected": self.codec.rejected,
+            "reconnects": self.reconnects,
+        }
+
+    def offline_status(self, reason: str) -> DeviceStatus:
+        return DeviceStatus(
+            self.site,
+            self.room,
+            self.spec.name,
+            self._clock.now(),
+            "offline",
+            self.protocol.name,
+            (),
+            reason,
+            self.counters,
+        )
+
+    # ---- the read loop --------------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        attempt = 0
+        while not self._stop.is_set():
+            transport = SerialTransport(self.spec.url, self.protocol.baudrate)
+            try:
+                transport.open()
+                self.link_up = True
+                attempt = 0
+                log.info("%s/%s: opened %s", self.room, self.spec.name, self.spec.url)
+                transport.write(self.codec.initial_commands())
+                self._read_until_lost(transport)
+            except LinkLost as exc:
+                if self.link_up or self.state != "offline" or self.reason != str(exc):
+                    log.warning("%s/%s: %s", self.room, self.spec.name, exc)
+                self._set_state("offline", _short_reason(exc), frozenset(), force=False)
+            finally:
+                transport.close()
+                if self.link_up:
+                    self.link_up = False
+                    self.reconnects += 1
+            delay = BACKOFF_STEPS[min(attempt, len(BACKOFF_STEPS) - 1)]
+            attempt += 1
+            self._stop.wait(delay)
+
+    def _read_until_lost(self, transport: SerialTransport) -> None:
+        last_reading = time.monotonic()
+        while not self._stop.is_set():
+            data = transport.read()
+            if data:
+                for event in self.codec.feed(data):
+                    if isinstance(event, DeviceReading):
+                        last_reading = time.monotonic()
+                        self._publish_reading(event)
+                    elif isinstance(event, RejectedFrame):
+                        self._note_reject(event)
+            silent_for = time.monotonic() - last_reading
+            if silent_for > self.protocol.silence_timeout and self.state == "online":
+                self._set_state("offline", f"no data for {silent_for:.0f} s", frozenset(), force=False)
+            self._maybe_refresh_status()
+
+    def _publish_reading(self, reading: DeviceReading) -> None:
+        now = self._clock.now()
+        device_ts = reading.device_time.timestamp() if reading.device_time else None
+        conditions = tuple(sorted(reading.conditions))
+        self._set_state("online", "", reading.conditions, force=False)
+        for m in reading.measurements:
+            self._sink(
+                Observation(
+                    self.site,
+                    self.room,
+                    self.spec.name,
+                    self.seq.take(),
+                    now,
+                    m.code,
+                    m.value,
+                    m.unit,
+                    m.valid,
+                    device_ts,
+                    conditions,
+                )
+            )
+
+    def _note_reject(self, event: RejectedFrame) -> None:
+        kind = event.reason.split(":")[0]
+        if kind not in self._reject_kinds_logged:  # log each kind once; the counter counts them all
+            self._reject_kinds_logged.add(kind)
+            log.warning(
+                "%s/%s: rejected input (%s): %r", self.room, self.spec.name, event.reason, event.data[:60]
+            )
+
+    # ---- status ---------------------------------------------------------------------------------------
+
+    def _set_state(self, state: str, reason: str, conditions: frozenset[str], *, force: bool) -> None:
+        changed = (state, reason, conditions) != (self.state, self.reason, self.conditions)
+        self.state, self.reason, self.conditions = state, reason, conditions
+        if changed or force:
+            self._send_status()
+
+    def _maybe_refresh_status(self) -> None:
+        """Counters change all the time; resend them every 10 s rather than with every line."""
+        if time.monotonic() - self._last_status_sent > 10:
+            self._send_status()
+
+    def _send_status(self) -> None:
+        self._last_status_sent = time.monotonic()
+        self._sink(
+            DeviceStatus(
+                self.site,
+                self.room,
+                self.spec.name,
+                self._clock.now(),
+                self.state,
+                self.protocol.name,
+                tuple(sorted(self.conditions)),
+                self.reason,
+                self.counters,
+            )
+        )
+
+
+def _short_reason(exc: Exception) -> str:
+    text = str(exc)
+    return "link lost: " + text if "open" not in text else "link down: " + text

@@ -1,0 +1,73 @@
+"""The home page: every room with its current SpO2 and pulse, each a link to its bedside page."""
+
+from __future__ import annotations
+
+import asyncio
+
+import dash_mantine_components as dmc
+from dash import Dash, Input, ctx, dcc, html, set_props
+
+from monitor.clock import Clock
+from monitor.live import LiveHub
+from monitor.views import RoomCardView, room_card_view
+
+HOME_MIN_INTERVAL_S = 0.5
+
+
+def room_cards(views: list[RoomCardView]) -> list[html.A] | dmc.Text:
+    if not views:
+        return dmc.Text("No room has reported yet. Start a gateway, or run `kap-monitor demo`.")
+    return [
+        html.A(
+            href=f"/room/{v.room}",
+            className="room-card",
+            id={"type": "room-card", "room": v.room},
+            children=[
+                html.Div(v.room, className="room-card-name"),
+                html.Div(
+                    className="room-card-values",
+                    children=[
+                        html.Span(["SpO2 ", html.Span(v.spo2, className="room-spo2")], className="spo2"),
+                        html.Span(["PR ", html.Span(v.pulse, className="room-pulse")], className="pulse"),
+                    ],
+                ),
+                html.Div(v.device_text, className=f"device-state state-{v.device_state}"),
+            ],
+        )
+        for v in views
+    ]
+
+
+def layout(hub: LiveHub, clock: Clock) -> html.Div:
+    now = clock.now()
+    return html.Div(
+        [
+            dmc.Title("Rooms", order=2, mb="md"),
+            html.Div(
+                room_cards([room_card_view(r, now) for r in hub.rooms()]),
+                id="room-grid",
+                className="room-grid",
+            ),
+            dcc.Store(id="home-live", data=True),
+        ]
+    )
+
+
+def register(app: Dash, hub: LiveHub, clock: Clock) -> None:
+    @app.callback(Input("home-live", "data"), persistent=True)
+    async def stream_home(_: object) -> None:
+        """Push room cards when what they show changes (at most once a second, coalesced)."""
+        ws = ctx.websocket
+        sub = hub.subscribe(None)
+        shown: list[RoomCardView] | None = None
+        try:
+            while ws is not None and not ws.is_shutdown:
+                await sub.next_batch(timeout=1.0)
+                now = clock.now()
+                views = [room_card_view(r, now) for r in hub.rooms()]
+                if views != shown:
+                    set_props("room-grid", {"children": room_cards(views)})
+                    shown = views
+                await asyncio.sleep(HOME_MIN_INTERVAL_S)
+        finally:
+            hub.unsubscribe(sub)

@@ -1,0 +1,140 @@
+"""The web process's live feed: one MQTT subscription, room projections, and fan-out to open pages.
+
+Each web worker keeps its own subscription (the broker fans out to workers); pages register an asyncio
+queue and receive every event of their room as it arrives, pushed from paho's thread onto the page's
+event loop. Pages coalesce what piled up, so a slow browser gets fewer, larger updates, never a backlog.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import threading
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+
+from monitor import wire
+from monitor.bus import MqttLink
+from monitor.clock import SYSTEM_CLOCK, Clock
+from monitor.model import DeviceStatus, Observation
+from monitor.store import EventLog
+from monitor.views import RoomState
+
+log = logging.getLogger(__name__)
+
+LiveEvent = Observation | DeviceStatus
+MAX_PENDING = 5000
+
+
+@dataclass(eq=False)
+class Subscription:
+    """A page's view of the feed: `room` None means every room."""
+
+    room: tuple[str, str] | None
+    loop: asyncio.AbstractEventLoop
+    queue: asyncio.Queue[LiveEvent] = field(default_factory=asyncio.Queue)
+    dropped: int = 0
+
+    async def next_batch(self, timeout: float) -> list[LiveEvent]:
+        """Everything that arrived, waiting at most `timeout` for the first event."""
+        try:
+            first = await asyncio.wait_for(self.queue.get(), timeout)
+        except TimeoutError:
+            return []
+        batch = [first]
+        while not self.queue.empty():
+            batch.append(self.queue.get_nowait())
+        return batch
+
+    def _offer(self, event: LiveEvent) -> None:
+        if self.queue.qsize() >= MAX_PENDING:
+            self.dropped += 1  # the page is gone or frozen; it re-reads the store when it comes back
+            return
+        self.queue.put_nowait(event)
+
+
+class LiveHub:
+    def __init__(self, broker: str, log_store: EventLog, *, clock: Clock = SYSTEM_CLOCK) -> None:
+        self.store = log_store
+        self.clock = clock
+        self.rejected: Counter[str] = Counter()
+        self._rooms: dict[tuple[str, str], RoomState] = {}
+        self._subs: set[Subscription] = set()
+        self._lock = threading.Lock()
+        client_id = f"kap-web-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.link = MqttLink(
+            broker,
+            client_id,
+            on_message=self._on_message,
+            subscriptions=[f"{wire.ROOT}/+/+/+/obs", f"{wire.ROOT}/+/+/+/status"],
+        )
+
+    def start(self) -> LiveHub:
+        self._seed_from_store()
+        self.link.start()
+        return self
+
+    def stop(self) -> None:
+        self.link.stop()
+
+    def _seed_from_store(self) -> None:
+        for rec in self.store.recordings():
+            state = RoomState(rec.site, rec.room)
+            for obs in self.store.latest_observations(rec.site, rec.room):
+                state.apply(obs)
+            for status in self.store.statuses(rec.site, rec.room):
+                state.apply(status)
+            self._rooms[(rec.site, rec.room)] = state
+
+    # ---- queries for pages ----------------------------------------------------------------------------
+
+    def rooms(self) -> list[RoomState]:
+        with self._lock:
+            return [self._rooms[k] for k in sorted(self._rooms)]
+
+    def find_room(self, room: str) -> RoomState | None:
+        with self._lock:
+            for (_, name), state in sorted(self._rooms.items()):
+                if name == room:
+                    return state
+        return None
+
+    def subscribe(self, room: tuple[str, str] | None) -> Subscription:
+        sub = Subscription(room, asyncio.get_running_loop())
+        with self._lock:
+            self._subs.add(sub)
+        return sub
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        with self._lock:
+            self._subs.discard(sub)
+
+    # ---- from the broker ------------------------------------------------------------------------------
+
+    def _on_message(self, topic: str, payload: bytes, retained: bool) -> None:
+        try:
+            parsed = wire.parse_topic(topic)
+            event: LiveEvent = (
+                wire.decode_observation(parsed, payload)
+                if parsed.kind == "obs"
+                else wire.decode_status(parsed, payload)
+            )
+        except wire.WireError as exc:
+            if self.rejected[exc.kind] == 0:
+                log.warning("web: rejected message on %s: %s", topic, exc)
+            self.rejected[exc.kind] += 1
+            return
+        key = (event.site, event.room)
+        with self._lock:
+            state = self._rooms.get(key)
+            if state is None:
+                state = self._rooms[key] = RoomState(*key)
+            state.apply(event)
+            targets = [s for s in self._subs if s.room is None or s.room == key]
+        for sub in targets:
+            # a page whose loop has closed unsubscribes itself; until then there is nobody to tell
+            with contextlib.suppress(RuntimeError):
+                sub.loop.call_soon_threadsafe(sub._offer, event)

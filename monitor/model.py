@@ -1,0 +1,78 @@
+"""The events that flow from codecs to the gateway, and from the gateway over MQTT to the core.
+
+Codec events (`Measurement`, `DeviceReading`, `RejectedFrame`) know nothing of rooms, clocks or sockets:
+a codec turns bytes into them. The adapter stamps them with identity, time and sequence to make
+`Observation`s and `DeviceStatus`es, which are what travel on the wire and what the event log stores.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Measurement:
+    """One value a device reported. `value` is None when the device sent dashes (no value)."""
+
+    code: int  # MDC code, see monitor.mdc
+    value: float | None
+    unit: str  # UCUM
+    valid: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceReading:
+    """One complete report from a device (a Masimo line, a Nonin packet, an NIBP result...).
+
+    `conditions` is the full set of technical conditions the device reports *now* (identifiers from
+    monitor.conditions); an empty set means none. `device_time` is the device's own clock, if it sent one.
+    """
+
+    measurements: tuple[Measurement, ...]
+    conditions: frozenset[str] = frozenset()
+    device_time: datetime | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class RejectedFrame:
+    """Input a codec could not decode. Counted and reported; never fatal; never hides good data."""
+
+    reason: str
+    data: bytes
+
+
+CodecEvent = DeviceReading | RejectedFrame
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """A measurement with its identity and time: one MQTT message on `kap/<site>/<room>/<device>/obs`."""
+
+    site: str
+    room: str
+    device: str
+    seq: int
+    ts: float  # receive time, UTC epoch seconds (device clocks are kept in device_ts, not trusted)
+    code: int
+    value: float | None
+    unit: str
+    valid: bool
+    device_ts: float | None = None
+    conditions: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceStatus:
+    """A device's availability and its current technical conditions (retained on `.../status`)."""
+
+    site: str
+    room: str
+    device: str
+    ts: float
+    state: str  # "online" | "offline"
+    protocol: str = ""
+    conditions: tuple[str, ...] = ()
+    reason: str = ""
+    counters: dict[str, int] = field(default_factory=dict)

@@ -1,0 +1,314 @@
+"""The event log: an append-only SQLite file (WAL) that every screen and every replay is a projection of.
+
+Idempotent on redelivery: an observation is stored once per (site, room, device, seq), whatever QoS 1
+redelivers; a device status is stored when it changes (state, conditions, reason), not each time the
+broker re-sends the retained copy. Rows are never updated or deleted (triggers refuse it).
+Until sessions are started from the dashboard, each room's recording is one open session.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from monitor.model import DeviceStatus, Observation
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS sessions (
+    id INTEGER PRIMARY KEY,
+    site TEXT NOT NULL,
+    room TEXT NOT NULL,
+    started_at REAL NOT NULL,
+    ended_at REAL,
+    patient_code TEXT
+);
+CREATE INDEX IF NOT EXISTS sessions_room ON sessions(site, room, started_at);
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY,
+    session_id INTEGER NOT NULL REFERENCES sessions(id),
+    site TEXT NOT NULL,
+    room TEXT NOT NULL,
+    device TEXT NOT NULL,
+    type TEXT NOT NULL,
+    ts REAL NOT NULL,
+    seq INTEGER,
+    code INTEGER,
+    value REAL,
+    unit TEXT,
+    valid INTEGER,
+    state TEXT,
+    body TEXT NOT NULL,
+    received_at REAL NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS events_obs_once ON events(site, room, device, seq) WHERE type = 'obs';
+CREATE INDEX IF NOT EXISTS events_trend ON events(site, room, code, ts) WHERE type = 'obs';
+CREATE INDEX IF NOT EXISTS events_session ON events(session_id, id);
+CREATE TRIGGER IF NOT EXISTS events_no_update BEFORE UPDATE ON events
+    BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS events_no_delete BEFORE DELETE ON events
+    BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END;
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class RoomRecording:
+    site: str
+    room: str
+    session_id: int
+    started_at: float
+    last_event_ts: float | None
+
+
+def _status_key(status: DeviceStatus) -> tuple[str, tuple[str, ...], str]:
+    return (status.state, tuple(sorted(status.conditions)), status.reason)
+
+
+class EventLog:
+    """One SQLite file. Writes come from one thread (the core's writer); reads may come from any thread."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._write_lock = threading.Lock()
+        conn = self._conn()
+        conn.executescript(SCHEMA)
+        self._open_sessions: dict[tuple[str, str], int] = {}
+        self._last_status: dict[tuple[str, str, str], tuple[str, tuple[str, ...], str]] = {}
+        for row in conn.execute(
+            "SELECT site, room, device, ts, state, body FROM events WHERE id IN "
+            "(SELECT MAX(id) FROM events WHERE type = 'status' GROUP BY site, room, device)"
+        ):
+            self._last_status[(row[0], row[1], row[2])] = _status_key(_status_from_parts(*row))
+
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            self._local.conn = conn
+        return conn
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    # ---- sessions -------------------------------------------------------------------------------------
+
+    def open_session(self, site: str, room: str, now: float) -> int:
+        """The room's open session, opening one if there is none."""
+        key = (site, room)
+        if key in self._open_sessions:
+            return self._open_sessions[key]
+        conn = self._conn()
+        row = conn.execute(
+            "SELECT id FROM sessions WHERE site = ? AND room = ? AND ended_at IS NULL"
+            " ORDER BY id DESC LIMIT 1",
+            key,
+        ).fetchone()
+        session_id = (
+            row[0]
+            if row
+            else conn.execute(
+                "INSERT INTO sessions(site, room, started_at) VALUES (?, ?, ?)", (site, room, now)
+            ).lastrowid
+        )
+        assert session_id is not None
+        self._open_sessions[key] = int(session_id)
+        return int(session_id)
+
+    # ---- appending ------------------------------------------------------------------------------------
+
+    def append(self, events: Sequence[Observation | DeviceStatus], received_at: float) -> int:
+        """Append a batch in one transaction; returns how many were new (duplicates are skipped)."""
+        stored = 0
+        with self._write_lock:
+            conn = self._conn()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for event in events:
+                    if isinstance(event, Observation):
+                        stored += self._append_observation(conn, event, received_at)
+                    else:
+                        stored += self._append_status(conn, event, received_at)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        return stored
+
+    def _append_observation(self, conn: sqlite3.Connection, obs: Observation, received_at: float) -> int:
+        session_id = self.open_session(obs.site, obs.room, obs.ts)
+        body = {"device_ts": obs.device_ts, "conditions": list(obs.conditions)}
+        cur = conn.execute(
+            "INSERT OR IGNORE INTO events(session_id, site, room, device, type, ts, seq, code, value, unit,"
+            " valid,"
+            " body, received_at) VALUES (?, ?, ?, ?, 'obs', ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                session_id,
+                obs.site,
+                obs.room,
+                obs.device,
+                obs.ts,
+                obs.seq,
+                obs.code,
+                obs.value,
+                obs.unit,
+                int(obs.valid),
+                json.dumps(body),
+                received_at,
+            ),
+        )
+        return cur.rowcount
+
+    def _append_status(self, conn: sqlite3.Connection, status: DeviceStatus, received_at: float) -> int:
+        device_key = (status.site, status.room, status.device)
+        key = _status_key(status)
+        if self._last_status.get(device_key) == key:
+            return 0
+        session_id = self.open_session(status.site, status.room, status.ts)
+        body = {
+            "protocol": status.protocol,
+            "conditions": list(status.conditions),
+            "reason": status.reason,
+            "counters": status.counters,
+        }
+        conn.execute(
+            "INSERT INTO events(session_id, site, room, device, type, ts, state, body, received_at)"
+            " VALUES (?, ?, ?, ?, 'status', ?, ?, ?, ?)",
+            (
+                session_id,
+                status.site,
+                status.room,
+                status.device,
+                status.ts,
+                status.state,
+                json.dumps(body),
+                received_at,
+            ),
+        )
+        self._last_status[device_key] = key
+        return 1
+
+    # ---- reading --------------------------------------------------------------------------------------
+
+    def recordings(self) -> list[RoomRecording]:
+        """Every room with an open recording, with the time of its newest event."""
+        rows = (
+            self._conn()
+            .execute(
+                "SELECT s.site, s.room, s.id, s.started_at,"
+                " (SELECT MAX(ts) FROM events e WHERE e.session_id = s.id)"
+                " FROM sessions s WHERE s.ended_at IS NULL ORDER BY s.site, s.room"
+            )
+            .fetchall()
+        )
+        return [RoomRecording(r[0], r[1], r[2], r[3], r[4]) for r in rows]
+
+    def observations(
+        self, site: str, room: str, *, since: float | None = None, codes: Iterable[int] | None = None
+    ) -> list[Observation]:
+        """Observations of a room in time order, optionally since a time and for some MDC codes only."""
+        sql = (
+            "SELECT device, seq, ts, code, value, unit, valid, body FROM events"
+            " WHERE type = 'obs' AND site = ? AND room = ?"
+        )
+        args: list[object] = [site, room]
+        if since is not None:
+            sql += " AND ts >= ?"
+            args.append(since)
+        code_list = list(codes) if codes is not None else None
+        if code_list:
+            sql += f" AND code IN ({','.join('?' * len(code_list))})"
+            args.extend(code_list)
+        sql += " ORDER BY ts, id"
+        out = []
+        for device, seq, ts, code, value, unit, valid, body in self._conn().execute(sql, args):
+            extra = json.loads(body)
+            out.append(
+                Observation(
+                    site,
+                    room,
+                    device,
+                    seq,
+                    ts,
+                    code,
+                    value,
+                    unit,
+                    bool(valid),
+                    extra.get("device_ts"),
+                    tuple(extra.get("conditions", ())),
+                )
+            )
+        return out
+
+    def latest_observations(self, site: str, room: str) -> list[Observation]:
+        """The newest observation of each (device, code) in the room."""
+        rows = (
+            self._conn()
+            .execute(
+                "SELECT device, seq, ts, code, value, unit, valid, body FROM events WHERE id IN ("
+                " SELECT MAX(id) FROM events WHERE type = 'obs' AND site = ? AND room = ?"
+                " GROUP BY device, code)",
+                (site, room),
+            )
+            .fetchall()
+        )
+        out = []
+        for device, seq, ts, code, value, unit, valid, body in rows:
+            extra = json.loads(body)
+            out.append(
+                Observation(
+                    site,
+                    room,
+                    device,
+                    seq,
+                    ts,
+                    code,
+                    value,
+                    unit,
+                    bool(valid),
+                    extra.get("device_ts"),
+                    tuple(extra.get("conditions", ())),
+                )
+            )
+        return out
+
+    def statuses(self, site: str, room: str) -> list[DeviceStatus]:
+        """Every status change of the room's devices, oldest first."""
+        rows = (
+            self._conn()
+            .execute(
+                "SELECT device, ts, state, body FROM events WHERE type = 'status' AND site = ? AND room = ?"
+                " ORDER BY id",
+                (site, room),
+            )
+            .fetchall()
+        )
+        return [_status_from_parts(site, room, d, ts, state, body) for d, ts, state, body in rows]
+
+    def count(self, type_: str = "obs") -> int:
+        return int(self._conn().execute("SELECT COUNT(*) FROM events WHERE type = ?", (type_,)).fetchone()[0])
+
+
+def _status_from_parts(site: str, room: str, device: str, ts: float, state: str, body: str) -> DeviceStatus:
+    extra = json.loads(body)
+    return DeviceStatus(
+        site,
+        room,
+        device,
+        ts,
+        state,
+        extra.get("protocol", ""),
+        tuple(extra.get("conditions", ())),
+        extra.get("reason", ""),
+        dict(extra.get("counters", {})),
+    )

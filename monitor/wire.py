@@ -1,0 +1,187 @@
+"""The MQTT contract: topic names and JSON payloads, encoded and validated in one place.
+
+Topics (documented in the README):
+  kap/<site>/<room>/<device>/obs     observation, QoS 1
+  kap/<site>/<room>/<device>/status  device status, QoS 1, retained, `offline` as the Last Will
+  kap/<site>/<room>/<device>/cmd     commands to the device's gateway
+Everything is parsed into `monitor.model` objects or rejected with a reason; nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import msgspec
+
+from monitor.model import DeviceStatus, Observation
+
+ROOT = "kap"
+_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+
+class WireError(ValueError):
+    """A message that does not follow the contract. `kind` groups them for counting and logging once."""
+
+    def __init__(self, kind: str, detail: str) -> None:
+        super().__init__(f"{kind}: {detail}")
+        self.kind = kind
+        self.detail = detail
+
+
+def check_name(value: str, what: str) -> str:
+    """Site, room and device names become topic levels: letters, digits, `_ . -` only."""
+    if not _NAME.match(value):
+        raise ValueError(f"{what} {value!r} must be 1-64 letters, digits, '_', '.' or '-'")
+    return value
+
+
+def obs_topic(site: str, room: str, device: str) -> str:
+    return f"{ROOT}/{site}/{room}/{device}/obs"
+
+
+def status_topic(site: str, room: str, device: str) -> str:
+    return f"{ROOT}/{site}/{room}/{device}/status"
+
+
+def cmd_topic(site: str, room: str, device: str) -> str:
+    return f"{ROOT}/{site}/{room}/{device}/cmd"
+
+
+@dataclass(frozen=True, slots=True)
+class Topic:
+    site: str
+    room: str
+    device: str
+    kind: str  # "obs" | "status" | "cmd"
+
+
+def parse_topic(topic: str) -> Topic:
+    parts = topic.split("/")
+    if len(parts) != 5 or parts[0] != ROOT:
+        raise WireError("unknown topic", topic)
+    _, site, room, device, kind = parts
+    if kind not in ("obs", "status", "cmd"):
+        raise WireError("unknown topic", topic)
+    for value in (site, room, device):
+        if not _NAME.match(value):
+            raise WireError("bad topic name", topic)
+    return Topic(site, room, device, kind)
+
+
+def iso(ts: float) -> str:
+    """RFC 3339 UTC with milliseconds: what the contract carries as `ts`."""
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def parse_iso(text: str) -> float:
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise WireError("bad timestamp", text[:40]) from exc
+    if parsed.tzinfo is None:
+        raise WireError("bad timestamp", f"{text[:40]} has no UTC offset")
+    return parsed.timestamp()
+
+
+class _ObsPayload(msgspec.Struct, forbid_unknown_fields=False):
+    ts: str
+    seq: int
+    code: int
+    value: float | None
+    unit: str
+    valid: bool
+    device_ts: str | None = None
+    conditions: list[str] = []
+
+
+class _StatusPayload(msgspec.Struct, forbid_unknown_fields=False):
+    ts: str
+    state: str
+    protocol: str = ""
+    conditions: list[str] = []
+    reason: str = ""
+    counters: dict[str, int] = {}
+
+
+_encoder = msgspec.json.Encoder()
+_obs_decoder = msgspec.json.Decoder(_ObsPayload)
+_status_decoder = msgspec.json.Decoder(_StatusPayload)
+
+
+def encode_observation(obs: Observation) -> bytes:
+    payload = {
+        "ts": iso(obs.ts),
+        "seq": obs.seq,
+        "code": obs.code,
+        "value": obs.value,
+        "unit": obs.unit,
+        "valid": obs.valid,
+    }
+    if obs.device_ts is not None:
+        payload["device_ts"] = iso(obs.device_ts)
+    if obs.conditions:
+        payload["conditions"] = list(obs.conditions)
+    return _encoder.encode(payload)
+
+
+def decode_observation(topic: Topic, data: bytes) -> Observation:
+    try:
+        p = _obs_decoder.decode(data)
+    except msgspec.ValidationError as exc:
+        raise WireError("invalid observation", str(exc)) from exc
+    except msgspec.DecodeError as exc:
+        raise WireError("observation is not JSON", str(exc)) from exc
+    if p.seq < 0:
+        raise WireError("invalid observation", "seq must be >= 0")
+    if p.value is not None and p.value != p.value:  # NaN never reaches the log
+        raise WireError("invalid observation", "value is NaN")
+    return Observation(
+        site=topic.site,
+        room=topic.room,
+        device=topic.device,
+        seq=p.seq,
+        ts=parse_iso(p.ts),
+        code=p.code,
+        value=p.value,
+        unit=p.unit,
+        valid=p.valid,
+        device_ts=parse_iso(p.device_ts) if p.device_ts else None,
+        conditions=tuple(p.conditions),
+    )
+
+
+def encode_status(status: DeviceStatus) -> bytes:
+    return _encoder.encode(
+        {
+            "ts": iso(status.ts),
+            "state": status.state,
+            "protocol": status.protocol,
+            "conditions": list(status.conditions),
+            "reason": status.reason,
+            "counters": status.counters,
+        }
+    )
+
+
+def decode_status(topic: Topic, data: bytes) -> DeviceStatus:
+    try:
+        p = _status_decoder.decode(data)
+    except msgspec.ValidationError as exc:
+        raise WireError("invalid status", str(exc)) from exc
+    except msgspec.DecodeError as exc:
+        raise WireError("status is not JSON", str(exc)) from exc
+    if p.state not in ("online", "offline"):
+        raise WireError("invalid status", f"state {p.state!r} is not online/offline")
+    return DeviceStatus(
+        site=topic.site,
+        room=topic.room,
+        device=topic.device,
+        ts=parse_iso(p.ts),
+        state=p.state,
+        protocol=p.protocol,
+        conditions=tuple(p.conditions),
+        reason=p.reason,
+        counters=dict(p.counters),
+    )

@@ -1,0 +1,182 @@
+"""Real parts for the tests: mosquitto on loopback, headless Chromium, and the CLI as subprocesses.
+
+With CI=true a missing broker or browser fails the run; elsewhere it skips with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def need(what: str, path: str | None) -> str:
+    """A required system part: its path, or a skip (a failure under CI)."""
+    if path:
+        return path
+    message = f"{what} is not installed (make test installs it with apt)"
+    if IN_CI:
+        pytest.fail(message + "; CI=true requires it")
+    pytest.skip(message)
+    raise AssertionError("unreachable")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for_port(port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on port {port} after {timeout} s")
+
+
+@dataclass
+class Mosquitto:
+    port: int
+    process: subprocess.Popen[bytes]
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+
+@pytest.fixture
+def mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:
+    binary = need(
+        "mosquitto",
+        shutil.which("mosquitto")
+        or ("/usr/sbin/mosquitto" if os.path.exists("/usr/sbin/mosquitto") else None),
+    )
+    port = free_port()
+    conf = tmp_path / "mosquitto.conf"
+    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+    proc = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_port(port)
+        yield Mosquitto(port, proc)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=5)
+
+
+@dataclass
+class Proc:
+    """A `kap-monitor` sub-command running as its own process, its output captured to a file."""
+
+    args: list[str]
+    log_path: Path
+    process: subprocess.Popen[bytes] = field(init=False)
+
+    def start(self) -> Proc:
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "monitor.cli", *self.args],
+            cwd=ROOT,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.PIPE,
+            start_new_session=True,
+        )
+        return self
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_for_output(self, text: str, timeout: float = 20.0) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            out = self.output()
+            if text in out:
+                return out
+            if self.process.poll() is not None:
+                raise AssertionError(f"{self.args[0]} exited {self.process.returncode}:\n{out}")
+            time.sleep(0.05)
+        raise TimeoutError(f"{self.args[0]} did not print {text!r} in {timeout} s:\n{self.output()}")
+
+    def send(self, line: str) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write(line.encode() + b"\n")
+        self.process.stdin.flush()
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, sig)
+            self.process.wait(timeout=10)
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self._log.close()
+        return self.process.returncode
+
+
+@pytest.fixture
+def procs(tmp_path: Path) -> Iterator[callable]:
+    """Start `kap-monitor` sub-commands; all are stopped at the end of the test."""
+    started: list[Proc] = []
+
+    def start(*args: str) -> Proc:
+        proc = Proc(list(args), tmp_path / f"{args[0]}-{len(started)}.log").start()
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in reversed(started):
+        proc.stop()
+
+
+@pytest.fixture
+def browser() -> Iterator[object]:
+    """Headless Debian Chromium through selenium, with the browser console log available."""
+    need("chromium", shutil.which("chromium"))
+    driver_path = need("chromedriver", shutil.which("chromedriver"))
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    profile = tempfile.mkdtemp(prefix="kap-chromium-")
+    for arg in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--window-size=1400,1000",
+        f"--user-data-dir={profile}",
+    ):
+        options.add_argument(arg)
+    options.binary_location = shutil.which("chromium") or ""
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(driver_path), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)

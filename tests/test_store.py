@@ -1,0 +1,72 @@
+"""The event log on a real SQLite file: stored once, never changed, organised by room and session."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from monitor.model import DeviceStatus, Observation
+from monitor.store import EventLog
+
+
+def obs(seq: int, value: float, ts: float = 1000.0, room: str = "room1") -> Observation:
+    return Observation("clinic", room, "oximeter", seq, ts + seq, 150456, value, "%", True)
+
+
+def status(state: str, ts: float, conditions: tuple[str, ...] = (), counters: int = 0) -> DeviceStatus:
+    return DeviceStatus(
+        "clinic", "room1", "oximeter", ts, state, "masimo-ascii", conditions, "", {"frames_ok": counters}
+    )
+
+
+def test_redelivered_observations_are_stored_once(tmp_path: Path) -> None:
+    log = EventLog(tmp_path / "kap.sqlite")
+    assert log.append([obs(1, 97), obs(2, 96)], received_at=2000) == 2
+    assert log.append([obs(2, 96), obs(3, 95), obs(1, 97)], received_at=2001) == 1
+    values = [o.value for o in log.observations("clinic", "room1")]
+    assert values == [97, 96, 95]
+
+
+def test_the_log_is_wal_and_refuses_updates_and_deletes(tmp_path: Path) -> None:
+    path = tmp_path / "kap.sqlite"
+    EventLog(path).append([obs(1, 97)], received_at=2000)
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        conn.execute("UPDATE events SET value = 50")
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        conn.execute("DELETE FROM events")
+    assert conn.execute("SELECT value FROM events").fetchall() == [(97.0,)]
+
+
+def test_status_is_stored_when_it_changes_not_on_every_retained_copy(tmp_path: Path) -> None:
+    path = tmp_path / "kap.sqlite"
+    log = EventLog(path)
+    log.append([status("online", 10), status("online", 11, counters=5)], received_at=20)
+    log.append([status("online", 12, ("sensor_off",)), status("offline", 13)], received_at=21)
+    # a restarted core receives the retained copy of the last status again: not a change
+    EventLog(path).append([status("offline", 13)], received_at=30)
+    states = [(s.state, s.conditions) for s in EventLog(path).statuses("clinic", "room1")]
+    assert states == [("online", ()), ("online", ("sensor_off",)), ("offline", ())]
+
+
+def test_each_room_records_into_its_own_open_session(tmp_path: Path) -> None:
+    log = EventLog(tmp_path / "kap.sqlite")
+    log.append([obs(1, 97, room="room1"), obs(1, 91, room="room2"), obs(2, 96, room="room1")], received_at=5)
+    recordings = {r.room: r for r in log.recordings()}
+    assert set(recordings) == {"room1", "room2"}
+    assert recordings["room1"].session_id != recordings["room2"].session_id
+    assert recordings["room1"].last_event_ts == 1002
+    # the session survives a restart of the store
+    again = EventLog(tmp_path / "kap.sqlite")
+    assert again.open_session("clinic", "room1", 9999) == recordings["room1"].session_id
+
+
+def test_latest_observation_per_code(tmp_path: Path) -> None:
+    log = EventLog(tmp_path / "kap.sqlite")
+    pulse = Observation("clinic", "room1", "oximeter", 10, 1010, 149530, 80, "/min", True)
+    log.append([obs(1, 97), obs(2, 93), pulse], received_at=5)
+    latest = {o.code: o.value for o in log.latest_observations("clinic", "room1")}
+    assert latest == {150456: 93, 149530: 80}

@@ -1,0 +1,99 @@
+"""The MQTT contract: what goes on the wire comes back the same; what breaks it is refused by kind."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from monitor import wire
+from monitor.model import DeviceStatus, Observation
+
+TOPIC = wire.parse_topic("kap/clinic/room1/oximeter/obs")
+
+
+def test_observation_round_trip_keeps_every_field() -> None:
+    obs = Observation(
+        "clinic",
+        "room1",
+        "oximeter",
+        42,
+        1795558934.412,
+        150456,
+        97.0,
+        "%",
+        True,
+        1795558934.0,
+        ("low_perfusion",),
+    )
+    payload = json.loads(wire.encode_observation(obs))
+    assert payload["ts"] == "2026-11-24T22:22:14.412Z"
+    assert payload["code"] == 150456 and payload["unit"] == "%" and payload["valid"] is True
+    assert wire.decode_observation(TOPIC, wire.encode_observation(obs)) == obs
+
+
+def test_status_round_trip() -> None:
+    status = DeviceStatus(
+        "clinic",
+        "room1",
+        "oximeter",
+        1795558934.5,
+        "offline",
+        "masimo-ascii",
+        ("sensor_off",),
+        "link lost",
+        {"frames_ok": 3, "rejected": 1, "reconnects": 0},
+    )
+    status_topic = wire.parse_topic("kap/clinic/room1/oximeter/status")
+    assert wire.decode_status(status_topic, wire.encode_status(status)) == status
+
+
+@pytest.mark.parametrize(
+    ("topic", "kind"),
+    [
+        ("kap/clinic/room1/oximeter", "unknown topic"),
+        ("other/clinic/room1/oximeter/obs", "unknown topic"),
+        ("kap/clinic/room1/oximeter/bogus", "unknown topic"),
+        ("kap/clinic/room 1/oximeter/obs", "bad topic name"),
+    ],
+)
+def test_topics_outside_the_contract_are_refused(topic: str, kind: str) -> None:
+    with pytest.raises(wire.WireError) as err:
+        wire.parse_topic(topic)
+    assert err.value.kind == kind
+
+
+@pytest.mark.parametrize(
+    ("payload", "kind"),
+    [
+        (b"not json", "observation is not JSON"),
+        (b'{"ts": "2026-11-24T14:00:00Z", "seq": 1}', "invalid observation"),
+        (
+            b'{"ts": "2026-11-24T14:00:00Z", "seq": 1, "code": "x", "value": 1, "unit": "%", "valid": true}',
+            "invalid observation",
+        ),
+        (
+            b'{"ts": "yesterday", "seq": 1, "code": 1, "value": 1, "unit": "%", "valid": true}',
+            "bad timestamp",
+        ),
+        (
+            b'{"ts": "2026-11-24T14:00:00", "seq": 1, "code": 1, "value": 1, "unit": "%", "valid": true}',
+            "bad timestamp",
+        ),
+        (
+            b'{"ts": "2026-11-24T14:00:00Z", "seq": -1, "code": 1, "value": 1, "unit": "%", "valid": true}',
+            "invalid observation",
+        ),
+    ],
+)
+def test_bad_observations_are_refused_with_a_reason(payload: bytes, kind: str) -> None:
+    with pytest.raises(wire.WireError) as err:
+        wire.decode_observation(TOPIC, payload)
+    assert err.value.kind == kind
+    assert str(err.value)
+
+
+def test_status_must_be_online_or_offline() -> None:
+    topic = wire.parse_topic("kap/clinic/room1/oximeter/status")
+    with pytest.raises(wire.WireError, match="online/offline"):
+        wire.decode_status(topic, b'{"ts": "2026-11-24T14:00:00Z", "state": "maybe"}')
