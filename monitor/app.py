@@ -5,10 +5,14 @@ Pages live in monitor/layouts/ and render view models from monitor.views; this m
 
 from __future__ import annotations
 
+import asyncio
+import time
 from pathlib import Path
 from urllib.parse import unquote
 
-from dash import Dash, Input, Output
+from dash import Dash, Input, Output, ctx
+from dash.backends.ws import DashWebsocketCallback
+from dash.exceptions import WebsocketDisconnected
 
 from monitor import wire
 from monitor.clock import SYSTEM_CLOCK, Clock
@@ -33,21 +37,53 @@ def create_app(hub: LiveHub, store: EventLog, clock: Clock = SYSTEM_CLOCK, *, si
     )
     app.layout = shell.app_shell()
 
-    @app.callback(Output("page", "children"), Input("url", "pathname"))
+    @app.callback(Output("page", "children"), Output("page-live", "data"), Input("url", "pathname"))
     def route(pathname: str | None):  # type: ignore[no-untyped-def]
+        """The page for a path, and what its live stream should follow."""
         path = pathname or "/"
         if path in ("/", ""):
-            return home.layout(hub, clock)
+            return home.layout(hub, clock), {"page": "home"}
         if path.startswith("/room/"):
             room = unquote(path.removeprefix("/room/").strip("/"))
             try:
                 wire.check_name(room, "room")
             except ValueError:
-                return shell.not_found(path)
+                return shell.not_found(path), None
             state = hub.find_room(room) or RoomState(site, room)
-            return bedside.layout(state, store, clock)
-        return shell.not_found(path)
+            live = {"page": "bedside", "site": state.site, "room": state.room}
+            return bedside.layout(state, store, clock), live
+        return shell.not_found(path), None
 
-    home.register(app, hub, clock)
-    bedside.register(app, hub, clock)
+    @app.callback(Input("url", "pathname"), persistent=True)
+    async def stream_page(pathname: str | None) -> None:
+        """The page's live feed: one persistent WebSocket callback per open page.
+
+        It is triggered from the shell's `url` (a persistent callback whose input is rendered later by the
+        router is never started), then waits until the router has mounted the page, which announces
+        itself in a `page-live` store, before pushing anything.
+        """
+        ws = ctx.websocket
+        if ws is None:
+            return
+        page = await _mounted_page(ws)
+        if page is None:
+            return
+        if page.get("page") == "bedside":
+            await bedside.stream(ws, hub, clock, page)
+        elif page.get("page") == "home":
+            await home.stream(ws, hub, clock)
+
     return app
+
+
+async def _mounted_page(ws: DashWebsocketCallback, timeout: float = 15.0) -> dict[str, str] | None:
+    deadline = time.monotonic() + timeout
+    while not ws.is_shutdown and time.monotonic() < deadline:
+        try:
+            page = await ws.get_prop("page-live", "data", timeout=2.0)
+        except (TimeoutError, WebsocketDisconnected):
+            page = None
+        if page:
+            return dict(page)
+        await asyncio.sleep(0.05)
+    return None

@@ -56,6 +56,7 @@ class MqttLink:
         self._on_connect_hook = on_connect
         self._keepalive = keepalive
         self._connected = threading.Event()
+        self._stopping = False
         self.client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
             client_id=client_id,
@@ -84,6 +85,7 @@ class MqttLink:
         return self._connected.wait(timeout)
 
     def stop(self) -> None:
+        self._stopping = True
         try:
             self.client.disconnect()
         finally:
@@ -105,7 +107,7 @@ class MqttLink:
             self._on_connect_hook()
 
     def _handle_disconnect(self, client, userdata, flags, reason_code, properties) -> None:  # type: ignore[no-untyped-def]
-        if self._connected.is_set():
+        if self._connected.is_set() and not self._stopping:
             log.warning("%s: lost broker connection (%s); reconnecting", self.client_id, reason_code)
         self._connected.clear()
 

@@ -102,6 +102,10 @@ class LiveHub:
                     return state
         return None
 
+    def room_state(self, key: tuple[str, str]) -> RoomState | None:
+        with self._lock:
+            return self._rooms.get(key)
+
     def subscribe(self, room: tuple[str, str] | None) -> Subscription:
         sub = Subscription(room, asyncio.get_running_loop())
         with self._lock:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import signal
 import threading
 import time
+import urllib.request
+from collections.abc import Iterator
 
 import uvicorn
 
@@ -13,6 +17,24 @@ from monitor.live import LiveHub
 from monitor.store import EventLog
 
 log = logging.getLogger(__name__)
+
+
+class _DashboardServer(uvicorn.Server):
+    """uvicorn re-raises SIGINT/SIGTERM once it has stopped, which would kill the process before the demo
+    closes its gateways, flushes the core and says where the recording is. We own the process's shutdown,
+    so the signal only stops the server."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        originals = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in originals.items():
+                signal.signal(sig, handler)
 
 
 def serve_dashboard(
@@ -25,12 +47,9 @@ def serve_dashboard(
     config = uvicorn.Config(
         app.server, host=host, port=port, log_level="warning", ws="websockets-sansio", lifespan="on"
     )
-    server = uvicorn.Server(config)
-    threading.Thread(
-        target=_announce_when_started,
-        args=(server, announce or f"dashboard: http://{host}:{port}/"),
-        daemon=True,
-    ).start()
+    server = _DashboardServer(config)
+    line = announce or f"dashboard: http://{host}:{port}/"
+    threading.Thread(target=_announce_when_started, args=(server, host, port, line), daemon=True).start()
     try:
         server.run()
     finally:
@@ -38,10 +57,22 @@ def serve_dashboard(
         store.close()
 
 
-def _announce_when_started(server: uvicorn.Server, line: str) -> None:
-    """Say the URL only when it answers, so whoever reads it (a person, a test) can use it at once."""
+def _announce_when_started(server: uvicorn.Server, host: str, port: int, line: str) -> None:
+    """Say the URL only when it answers, so whoever reads it (a person, a test) can use it at once.
+
+    It first fetches `/` itself: Dash 4.4's FastAPI backend runs its one-time setup (which collects
+    `assets/`, our stylesheet) only on a request to `/` or `/_dash-*`, so a first visit straight to
+    `/room/<room>` would otherwise get a page without its stylesheet: 16 px numbers on a bedside screen.
+    """
     deadline = time.monotonic() + 60
     while not server.started and time.monotonic() < deadline:
         time.sleep(0.05)
-    if server.started:
-        print(line, flush=True)
+    if not server.started:
+        return
+    local = "127.0.0.1" if host in ("0.0.0.0", "", "::") else host
+    try:
+        with urllib.request.urlopen(f"http://{local}:{port}/", timeout=10) as response:
+            response.read()
+    except OSError as exc:
+        log.warning("dashboard warm-up request failed: %s", exc)
+    print(line, flush=True)

@@ -180,3 +180,31 @@ def browser() -> Iterator[object]:
     finally:
         driver.quit()
         shutil.rmtree(profile, ignore_errors=True)
+
+
+@dataclass
+class SimulatedRoom:
+    """room1 of site clinic: a simulated oximeter under test control, its gateway and the core."""
+
+    sim: Proc
+    core: Proc
+    gateway: Proc
+    db: Path
+
+    #: the SpO2 the simulator holds from the start, so a first screen has a known value
+    START_SPO2 = 94
+
+
+@pytest.fixture
+def room1(mosquitto: Mosquitto, procs, tmp_path: Path) -> SimulatedRoom:  # type: ignore[no-untyped-def]
+    link, db = tmp_path / "room1-ox", tmp_path / "kap.sqlite"
+    sim = procs("simulate", "--device", "oximeter:masimo-ascii", "--link", str(link), "--control",
+                "--period", "0.2", "--seed", "7")  # fmt: skip
+    sim.wait_for_output("simulating")
+    sim.send(f"spo2 {SimulatedRoom.START_SPO2}")
+    core = procs("core", "--broker", mosquitto.address, "--db", str(db))
+    core.wait_for_output("core: recording")
+    gateway = procs("gateway", "--broker", mosquitto.address, "--site", "clinic", "--room", "room1",
+                    "--device", f"oximeter:masimo-ascii:{link}")  # fmt: skip
+    gateway.wait_for_output("gateway: clinic/room1/oximeter")
+    return SimulatedRoom(sim, core, gateway, db)

@@ -80,7 +80,7 @@ class DeviceAdapter:
         self.link_up = False
         self.state = "offline"
         self.conditions: frozenset[str] = frozenset()
-        self.reason = "starting"
+        self.reason = "waiting for data"
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"adapter-{room}-{spec.name}", daemon=True)
         self._last_status_sent = 0.0

@@ -10,7 +10,8 @@ from typing import Any
 
 import dash_mantine_components as dmc
 import plotly.graph_objects as go
-from dash import Dash, Input, ctx, dcc, html, set_props
+from dash import dcc, html, set_props
+from dash.backends.ws import DashWebsocketCallback
 
 from monitor import mdc
 from monitor.clock import Clock
@@ -142,42 +143,29 @@ def layout(state: RoomState, store: EventLog, clock: Clock) -> html.Div:
                 config={"displaylogo": False},
                 style={"marginTop": "16px"},
             ),
-            dcc.Store(id="bedside-room", data={"site": state.site, "room": state.room}),
         ]
     )
 
 
-def register(app: Dash, hub: LiveHub, clock: Clock) -> None:
-    @app.callback(Input("bedside-room", "data"), persistent=True)
-    async def stream_bedside(room: dict[str, str] | None) -> None:
-        """Push changed numbers and new trend points for one room until the page goes away."""
-        ws = ctx.websocket
-        if not room or ws is None:
-            return
-        key = (room["site"], room["room"])
-        sub = hub.subscribe(key)
-        shown: dict[str, dict[str, Any]] = {}
-        try:
-            while not ws.is_shutdown:
-                batch = await sub.next_batch(timeout=1.0)
-                state = next((r for r in hub.rooms() if (r.site, r.room) == key), None)
-                if state is None:
-                    continue
-                for component_id, values in _view_props(bedside_view(state, clock.now())).items():
-                    if shown.get(component_id) != values:
-                        set_props(component_id, values)
-                        shown[component_id] = values
-                points = trend_points([e for e in batch if isinstance(e, Observation)])
-                if points:
-                    set_props(
-                        "trend",
-                        {
-                            "extendData": [
-                                {"x": [points.spo2_x, points.pulse_x], "y": [points.spo2_y, points.pulse_y]},
-                                [0, 1],
-                                MAX_TREND_POINTS,
-                            ]
-                        },
-                    )
-        finally:
-            hub.unsubscribe(sub)
+async def stream(ws: DashWebsocketCallback, hub: LiveHub, clock: Clock, room: dict[str, str]) -> None:
+    """Push changed numbers and new trend points for one room until the page goes away."""
+    key = (room["site"], room["room"])
+    sub = hub.subscribe(key)
+    shown: dict[str, dict[str, Any]] = {}
+    try:
+        while not ws.is_shutdown:
+            batch = await sub.next_batch(timeout=1.0)
+            state = hub.room_state(key)
+            if state is None:
+                continue
+            for component_id, values in _view_props(bedside_view(state, clock.now())).items():
+                if shown.get(component_id) != values:
+                    set_props(component_id, values)
+                    shown[component_id] = values
+            points = trend_points([e for e in batch if isinstance(e, Observation)])
+            if points:
+                set_props("trend", {"extendData": [
+                    {"x": [points.spo2_x, points.pulse_x], "y": [points.spo2_y, points.pulse_y]},
+                    [0, 1], MAX_TREND_POINTS]})  # fmt: skip
+    finally:
+        hub.unsubscribe(sub)

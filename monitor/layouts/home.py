@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 
 import dash_mantine_components as dmc
-from dash import Dash, Input, ctx, dcc, html, set_props
+from dash import html, set_props
+from dash.backends.ws import DashWebsocketCallback
 
 from monitor.clock import Clock
 from monitor.live import LiveHub
@@ -27,8 +28,20 @@ def room_cards(views: list[RoomCardView]) -> list[html.A] | dmc.Text:
                 html.Div(
                     className="room-card-values",
                     children=[
-                        html.Span(["SpO2 ", html.Span(v.spo2, className="room-spo2")], className="spo2"),
-                        html.Span(["PR ", html.Span(v.pulse, className="room-pulse")], className="pulse"),
+                        html.Span(
+                            [
+                                html.Span("SpO2 %", className="room-label"),
+                                html.Span(v.spo2, className="room-spo2"),
+                            ],
+                            className="spo2",
+                        ),
+                        html.Span(
+                            [
+                                html.Span("Pulse /min", className="room-label"),
+                                html.Span(v.pulse, className="room-pulse"),
+                            ],
+                            className="pulse",
+                        ),
                     ],
                 ),
                 html.Div(v.device_text, className=f"device-state state-{v.device_state}"),
@@ -48,26 +61,22 @@ def layout(hub: LiveHub, clock: Clock) -> html.Div:
                 id="room-grid",
                 className="room-grid",
             ),
-            dcc.Store(id="home-live", data=True),
         ]
     )
 
 
-def register(app: Dash, hub: LiveHub, clock: Clock) -> None:
-    @app.callback(Input("home-live", "data"), persistent=True)
-    async def stream_home(_: object) -> None:
-        """Push room cards when what they show changes (at most once a second, coalesced)."""
-        ws = ctx.websocket
-        sub = hub.subscribe(None)
-        shown: list[RoomCardView] | None = None
-        try:
-            while ws is not None and not ws.is_shutdown:
-                await sub.next_batch(timeout=1.0)
-                now = clock.now()
-                views = [room_card_view(r, now) for r in hub.rooms()]
-                if views != shown:
-                    set_props("room-grid", {"children": room_cards(views)})
-                    shown = views
-                await asyncio.sleep(HOME_MIN_INTERVAL_S)
-        finally:
-            hub.unsubscribe(sub)
+async def stream(ws: DashWebsocketCallback, hub: LiveHub, clock: Clock) -> None:
+    """Push room cards when what they show changes (at most twice a second, coalesced)."""
+    sub = hub.subscribe(None)
+    shown: list[RoomCardView] | None = None
+    try:
+        while not ws.is_shutdown:
+            await sub.next_batch(timeout=1.0)
+            now = clock.now()
+            views = [room_card_view(r, now) for r in hub.rooms()]
+            if views != shown:
+                set_props("room-grid", {"children": room_cards(views)})
+                shown = views
+            await asyncio.sleep(HOME_MIN_INTERVAL_S)
+    finally:
+        hub.unsubscribe(sub)

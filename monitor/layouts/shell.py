@@ -11,6 +11,8 @@ def app_shell() -> dmc.MantineProvider:
         forceColorScheme="dark",
         children=[
             dcc.Location(id="url"),
+            # set by the router once a page is mounted: tells the page's live stream what to push
+            dcc.Store(id="page-live", data=None),
             html.Header(
                 className="kap-header",
                 children=[

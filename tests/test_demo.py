@@ -1,0 +1,46 @@
+"""`kap-monitor demo`: up within 30 s with four live rooms, and Ctrl-C leaves the recording in place."""
+
+from __future__ import annotations
+
+import re
+import signal
+import time
+from pathlib import Path
+
+import pytest
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+
+from monitor.store import EventLog
+from tests.conftest import free_port
+
+pytestmark = pytest.mark.browser
+
+
+def test_demo_runs_four_live_rooms_and_stops_cleanly(procs, browser, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    db, port = tmp_path / "demo.sqlite", free_port()
+    started = time.monotonic()
+    demo = procs("demo", "--db", str(db), "--port", str(port))
+    out = demo.wait_for_output("KAP Monitor demo is up", timeout=30)
+    assert time.monotonic() - started < 30
+    url = re.search(r"open (http://\S+)", out).group(1)  # type: ignore[union-attr]
+    assert url == f"http://127.0.0.1:{port}/"
+
+    browser.get(url)
+    WebDriverWait(browser, 15).until(
+        lambda b: sum(e.text.isdigit() for e in b.find_elements(By.CSS_SELECTOR, ".room-spo2")) == 4
+    )
+    rooms = [e.text for e in browser.find_elements(By.CSS_SELECTOR, ".room-card-name")]
+    assert rooms == ["room1", "room2", "room3", "room4"]
+    browser.get(url + "room/room2")
+    WebDriverWait(browser, 10).until(lambda b: b.find_element(By.ID, "spo2-value").text.isdigit())
+    first = browser.find_element(By.ID, "last-reading").text
+    WebDriverWait(browser, 5).until(lambda b: b.find_element(By.ID, "last-reading").text != first)
+    assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []
+
+    demo.kill(signal.SIGINT)  # Ctrl-C
+    assert demo.process.returncode == 0
+    assert "events recorded in" in demo.output()
+    log = EventLog(db)
+    assert {r.room for r in log.recordings()} == {"room1", "room2", "room3", "room4"}
+    assert all(log.observations("clinic", room) for room in ("room1", "room2", "room3", "room4"))
