@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SYSTEM_PACKAGES := mosquitto chromium chromium-driver socat
 
-.PHONY: demo test lint bench system-packages clean
+.PHONY: demo test lint system-packages clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,9 +37,6 @@ test: $(STAMP) system-packages
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
-
-bench: $(STAMP) system-packages
-	$(BIN)/python -m bench
 
 clean:
 	rm -rf $(VENV) var .pytest_cache
