@@ -66,7 +66,7 @@ class Core:
                 self._queue.put(wire.decode_observation(parsed, payload))
             elif parsed.kind == "status":
                 self._queue.put(wire.decode_status(parsed, payload))
-            # "cmd" messages are for gateways; the core only listens
+            # "cmd" and "reply" are between dashboards and gateways; the core only listens (for now)
         except wire.WireError as exc:
             self._reject(exc, topic)
 

@@ -65,9 +65,13 @@ def run_demo(*, db: str, host: str, port: int, rooms: int = 4) -> int:
         gateway = Gateway(broker.address, room_configs).start()
         print(f"demo: MQTT broker on {broker.address}; recording into {db}", flush=True)
         serve_dashboard(
-            broker.address, db, host, port, site=SITE,
+            broker.address,
+            db,
+            host,
+            port,
+            site=SITE,
             announce=f"KAP Monitor demo is up: open http://{host}:{port}/  (Ctrl-C stops it)",
-        )  # fmt: skip
+        )
     finally:
         if gateway is not None:
             gateway.stop()

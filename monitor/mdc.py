@@ -23,7 +23,9 @@ class Metric:
 SPO2 = Metric(150456, "MDC_PULS_OXIM_SAT_O2", "%", "SpO2")
 PULSE_RATE = Metric(149530, "MDC_PULS_OXIM_PULS_RATE", "/min", "Pulse")
 PERFUSION_INDEX = Metric(150448, "MDC_PULS_OXIM_PERF_REL", "%", "PI")
-PLETH = Metric(150452, "MDC_PULS_OXIM_PLETH", "1", "Pleth")
+PLETH = Metric(150452, "MDC_PULS_OXIM_PLETH", "1", "Pleth")  # code [unverified]
+NIBP_CUFF = Metric(150036, "MDC_PRESS_CUFF", "mm[Hg]", "Cuff")  # code [unverified]
+PUMP_PRESSURE = Metric(157876, "MDC_PRESS_FLUID_PUMP_LINE", "mm[Hg]", "Line pressure")  # code [unverified]
 NIBP_SYS = Metric(150021, "MDC_PRESS_BLD_NONINV_SYS", "mm[Hg]", "Systolic")
 NIBP_DIA = Metric(150022, "MDC_PRESS_BLD_NONINV_DIA", "mm[Hg]", "Diastolic")
 NIBP_MEAN = Metric(150023, "MDC_PRESS_BLD_NONINV_MEAN", "mm[Hg]", "Mean")
@@ -39,6 +41,8 @@ ALL_METRICS: tuple[Metric, ...] = (
     PULSE_RATE,
     PERFUSION_INDEX,
     PLETH,
+    NIBP_CUFF,
+    PUMP_PRESSURE,
     NIBP_SYS,
     NIBP_DIA,
     NIBP_MEAN,

@@ -33,6 +33,17 @@ class DeviceReading:
     conditions: frozenset[str] = frozenset()
     device_time: datetime | None = None
     extra: dict[str, str] = field(default_factory=dict)
+    #: the device's operating mode when it reports one (pump "running"/"stopped"/"set", cuff "measuring"...)
+    mode: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WaveformBlock:
+    """Consecutive samples of a waveform (the pleth): drawn as a moving trace, never stored per sample."""
+
+    code: int  # MDC code of the waveform, e.g. mdc.PLETH
+    sample_rate: float  # Hz
+    samples: tuple[int, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +54,7 @@ class RejectedFrame:
     data: bytes
 
 
-CodecEvent = DeviceReading | RejectedFrame
+CodecEvent = DeviceReading | WaveformBlock | RejectedFrame
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +72,9 @@ class Observation:
     valid: bool
     device_ts: float | None = None
     conditions: tuple[str, ...] = ()
+    #: a waveform block (the pleth) carries its samples here, oldest first, and `value` is None
+    samples: tuple[int, ...] = ()
+    sample_rate: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,3 +90,20 @@ class DeviceStatus:
     conditions: tuple[str, ...] = ()
     reason: str = ""
     counters: dict[str, int] = field(default_factory=dict)
+    mode: str = ""
+    #: device-specific facts a screen needs (e.g. the cuff's cycle: {"interval_s": 300, "next_at": ...})
+    details: dict[str, float | int | str | None] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class CommandReply:
+    """The gateway's answer to a command on `.../cmd`, published on `.../reply`."""
+
+    site: str
+    room: str
+    device: str
+    ts: float
+    command: str
+    accepted: bool
+    reason: str = ""
+    request_id: str = ""

@@ -63,8 +63,8 @@ class RoomRecording:
     last_event_ts: float | None
 
 
-def _status_key(status: DeviceStatus) -> tuple[str, tuple[str, ...], str]:
-    return (status.state, tuple(sorted(status.conditions)), status.reason)
+def _status_key(status: DeviceStatus) -> tuple[str, tuple[str, ...], str, str]:
+    return (status.state, tuple(sorted(status.conditions)), status.reason, status.mode)
 
 
 class EventLog:
@@ -78,7 +78,7 @@ class EventLog:
         conn = self._conn()
         conn.executescript(SCHEMA)
         self._open_sessions: dict[tuple[str, str], int] = {}
-        self._last_status: dict[tuple[str, str, str], tuple[str, tuple[str, ...], str]] = {}
+        self._last_status: dict[tuple[str, str, str], tuple[str, tuple[str, ...], str, str]] = {}
         for row in conn.execute(
             "SELECT site, room, device, ts, state, body FROM events WHERE id IN "
             "(SELECT MAX(id) FROM events WHERE type = 'status' GROUP BY site, room, device)"
@@ -147,7 +147,10 @@ class EventLog:
 
     def _append_observation(self, conn: sqlite3.Connection, obs: Observation, received_at: float) -> int:
         session_id = self.open_session(obs.site, obs.room, obs.ts)
-        body = {"device_ts": obs.device_ts, "conditions": list(obs.conditions)}
+        body: dict[str, object] = {"device_ts": obs.device_ts, "conditions": list(obs.conditions)}
+        if obs.samples:
+            body["samples"] = list(obs.samples)
+            body["sample_rate"] = obs.sample_rate
         cur = conn.execute(
             "INSERT OR IGNORE INTO events(session_id, site, room, device, type, ts, seq, code, value, unit,"
             " valid,"
@@ -180,6 +183,8 @@ class EventLog:
             "conditions": list(status.conditions),
             "reason": status.reason,
             "counters": status.counters,
+            "mode": status.mode,
+            "details": status.details,
         }
         conn.execute(
             "INSERT INTO events(session_id, site, room, device, type, ts, state, body, received_at)"
@@ -230,57 +235,17 @@ class EventLog:
             sql += f" AND code IN ({','.join('?' * len(code_list))})"
             args.extend(code_list)
         sql += " ORDER BY ts, id"
-        out = []
-        for device, seq, ts, code, value, unit, valid, body in self._conn().execute(sql, args):
-            extra = json.loads(body)
-            out.append(
-                Observation(
-                    site,
-                    room,
-                    device,
-                    seq,
-                    ts,
-                    code,
-                    value,
-                    unit,
-                    bool(valid),
-                    extra.get("device_ts"),
-                    tuple(extra.get("conditions", ())),
-                )
-            )
-        return out
+        return [_observation_from_row(site, room, row) for row in self._conn().execute(sql, args)]
 
     def latest_observations(self, site: str, room: str) -> list[Observation]:
         """The newest observation of each (device, code) in the room."""
-        rows = (
-            self._conn()
-            .execute(
-                "SELECT device, seq, ts, code, value, unit, valid, body FROM events WHERE id IN ("
-                " SELECT MAX(id) FROM events WHERE type = 'obs' AND site = ? AND room = ?"
-                " GROUP BY device, code)",
-                (site, room),
-            )
-            .fetchall()
+        rows = self._conn().execute(
+            "SELECT device, seq, ts, code, value, unit, valid, body FROM events WHERE id IN ("
+            " SELECT MAX(id) FROM events WHERE type = 'obs' AND site = ? AND room = ?"
+            " GROUP BY device, code)",
+            (site, room),
         )
-        out = []
-        for device, seq, ts, code, value, unit, valid, body in rows:
-            extra = json.loads(body)
-            out.append(
-                Observation(
-                    site,
-                    room,
-                    device,
-                    seq,
-                    ts,
-                    code,
-                    value,
-                    unit,
-                    bool(valid),
-                    extra.get("device_ts"),
-                    tuple(extra.get("conditions", ())),
-                )
-            )
-        return out
+        return [_observation_from_row(site, room, row) for row in rows]
 
     def statuses(self, site: str, room: str) -> list[DeviceStatus]:
         """Every status change of the room's devices, oldest first."""
@@ -299,6 +264,26 @@ class EventLog:
         return int(self._conn().execute("SELECT COUNT(*) FROM events WHERE type = ?", (type_,)).fetchone()[0])
 
 
+def _observation_from_row(site: str, room: str, row: tuple) -> Observation:  # type: ignore[type-arg]
+    device, seq, ts, code, value, unit, valid, body = row
+    extra = json.loads(body)
+    return Observation(
+        site,
+        room,
+        device,
+        seq,
+        ts,
+        code,
+        value,
+        unit,
+        bool(valid),
+        extra.get("device_ts"),
+        tuple(extra.get("conditions", ())),
+        tuple(extra.get("samples", ())),
+        extra.get("sample_rate"),
+    )
+
+
 def _status_from_parts(site: str, room: str, device: str, ts: float, state: str, body: str) -> DeviceStatus:
     extra = json.loads(body)
     return DeviceStatus(
@@ -311,4 +296,6 @@ def _status_from_parts(site: str, room: str, device: str, ts: float, state: str,
         tuple(extra.get("conditions", ())),
         extra.get("reason", ""),
         dict(extra.get("counters", {})),
+        extra.get("mode", ""),
+        dict(extra.get("details", {})),
     )

@@ -3,7 +3,8 @@
 Topics (documented in the README):
   kap/<site>/<room>/<device>/obs     observation, QoS 1
   kap/<site>/<room>/<device>/status  device status, QoS 1, retained, `offline` as the Last Will
-  kap/<site>/<room>/<device>/cmd     commands to the device's gateway
+  kap/<site>/<room>/<device>/cmd     commands to the device's gateway, e.g. {"command": "measure"}
+  kap/<site>/<room>/<device>/reply   the gateway's answer to each command
 Everything is parsed into `monitor.model` objects or rejected with a reason; nothing here does I/O.
 """
 
@@ -15,7 +16,7 @@ from datetime import UTC, datetime
 
 import msgspec
 
-from monitor.model import DeviceStatus, Observation
+from monitor.model import CommandReply, DeviceStatus, Observation
 
 ROOT = "kap"
 _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
@@ -49,12 +50,20 @@ def cmd_topic(site: str, room: str, device: str) -> str:
     return f"{ROOT}/{site}/{room}/{device}/cmd"
 
 
+def reply_topic(site: str, room: str, device: str) -> str:
+    return f"{ROOT}/{site}/{room}/{device}/reply"
+
+
+#: the largest MQTT payload we accept; a waveform block is well under 2 KiB
+MAX_PAYLOAD = 64 * 1024
+
+
 @dataclass(frozen=True, slots=True)
 class Topic:
     site: str
     room: str
     device: str
-    kind: str  # "obs" | "status" | "cmd"
+    kind: str  # "obs" | "status" | "cmd" | "reply"
 
 
 def parse_topic(topic: str) -> Topic:
@@ -62,7 +71,7 @@ def parse_topic(topic: str) -> Topic:
     if len(parts) != 5 or parts[0] != ROOT:
         raise WireError("unknown topic", topic)
     _, site, room, device, kind = parts
-    if kind not in ("obs", "status", "cmd"):
+    if kind not in ("obs", "status", "cmd", "reply"):
         raise WireError("unknown topic", topic)
     for value in (site, room, device):
         if not _NAME.match(value):
@@ -94,6 +103,8 @@ class _ObsPayload(msgspec.Struct, forbid_unknown_fields=False):
     valid: bool
     device_ts: str | None = None
     conditions: list[str] = []
+    samples: list[int] = []
+    sample_rate: float | None = None
 
 
 class _StatusPayload(msgspec.Struct, forbid_unknown_fields=False):
@@ -103,11 +114,35 @@ class _StatusPayload(msgspec.Struct, forbid_unknown_fields=False):
     conditions: list[str] = []
     reason: str = ""
     counters: dict[str, int] = {}
+    mode: str = ""
+    details: dict[str, float | int | str | None] = {}
+
+
+class _CommandPayload(msgspec.Struct, forbid_unknown_fields=False):
+    command: str
+    args: dict[str, object] = {}
+    request_id: str = ""
+    requested_by: str = ""
+
+
+class _ReplyPayload(msgspec.Struct, forbid_unknown_fields=False):
+    ts: str
+    command: str
+    accepted: bool
+    reason: str = ""
+    request_id: str = ""
 
 
 _encoder = msgspec.json.Encoder()
 _obs_decoder = msgspec.json.Decoder(_ObsPayload)
 _status_decoder = msgspec.json.Decoder(_StatusPayload)
+_command_decoder = msgspec.json.Decoder(_CommandPayload)
+_reply_decoder = msgspec.json.Decoder(_ReplyPayload)
+
+
+def _check_size(data: bytes, what: str) -> None:
+    if len(data) > MAX_PAYLOAD:
+        raise WireError(f"oversized {what}", f"{len(data)} bytes > {MAX_PAYLOAD}")
 
 
 def encode_observation(obs: Observation) -> bytes:
@@ -123,10 +158,14 @@ def encode_observation(obs: Observation) -> bytes:
         payload["device_ts"] = iso(obs.device_ts)
     if obs.conditions:
         payload["conditions"] = list(obs.conditions)
+    if obs.samples:
+        payload["samples"] = list(obs.samples)
+        payload["sample_rate"] = obs.sample_rate
     return _encoder.encode(payload)
 
 
 def decode_observation(topic: Topic, data: bytes) -> Observation:
+    _check_size(data, "observation")
     try:
         p = _obs_decoder.decode(data)
     except msgspec.ValidationError as exc:
@@ -135,8 +174,10 @@ def decode_observation(topic: Topic, data: bytes) -> Observation:
         raise WireError("observation is not JSON", str(exc)) from exc
     if p.seq < 0:
         raise WireError("invalid observation", "seq must be >= 0")
-    if p.value is not None and p.value != p.value:  # NaN never reaches the log
-        raise WireError("invalid observation", "value is NaN")
+    if p.value is not None and (p.value != p.value or p.value in (float("inf"), float("-inf"))):
+        raise WireError("invalid observation", "value is not a finite number")
+    if p.samples and (p.sample_rate is None or not 0 < p.sample_rate <= 10_000):
+        raise WireError("invalid observation", "a waveform block needs a sample_rate in (0, 10000] Hz")
     return Observation(
         site=topic.site,
         room=topic.room,
@@ -149,6 +190,8 @@ def decode_observation(topic: Topic, data: bytes) -> Observation:
         valid=p.valid,
         device_ts=parse_iso(p.device_ts) if p.device_ts else None,
         conditions=tuple(p.conditions),
+        samples=tuple(p.samples),
+        sample_rate=p.sample_rate,
     )
 
 
@@ -161,11 +204,14 @@ def encode_status(status: DeviceStatus) -> bytes:
             "conditions": list(status.conditions),
             "reason": status.reason,
             "counters": status.counters,
+            "mode": status.mode,
+            "details": status.details,
         }
     )
 
 
 def decode_status(topic: Topic, data: bytes) -> DeviceStatus:
+    _check_size(data, "status")
     try:
         p = _status_decoder.decode(data)
     except msgspec.ValidationError as exc:
@@ -184,4 +230,54 @@ def decode_status(topic: Topic, data: bytes) -> DeviceStatus:
         conditions=tuple(p.conditions),
         reason=p.reason,
         counters=dict(p.counters),
+        mode=p.mode,
+        details=dict(p.details),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    name: str
+    args: dict[str, object]
+    request_id: str
+    requested_by: str
+
+
+def encode_command(
+    name: str, args: dict[str, object] | None = None, *, request_id: str = "", requested_by: str = ""
+) -> bytes:
+    return _encoder.encode(
+        {"command": name, "args": args or {}, "request_id": request_id, "requested_by": requested_by}
+    )
+
+
+def decode_command(data: bytes) -> Command:
+    _check_size(data, "command")
+    try:
+        p = _command_decoder.decode(data)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise WireError("invalid command", str(exc)) from exc
+    return Command(p.command, dict(p.args), p.request_id, p.requested_by)
+
+
+def encode_reply(reply: CommandReply) -> bytes:
+    return _encoder.encode(
+        {
+            "ts": iso(reply.ts),
+            "command": reply.command,
+            "accepted": reply.accepted,
+            "reason": reply.reason,
+            "request_id": reply.request_id,
+        }
+    )
+
+
+def decode_reply(topic: Topic, data: bytes) -> CommandReply:
+    _check_size(data, "reply")
+    try:
+        p = _reply_decoder.decode(data)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise WireError("invalid reply", str(exc)) from exc
+    return CommandReply(
+        topic.site, topic.room, topic.device, parse_iso(p.ts), p.command, p.accepted, p.reason, p.request_id
     )

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from monitor import wire
-from monitor.model import DeviceStatus, Observation
+from monitor.model import CommandReply, DeviceStatus, Observation
 
 TOPIC = wire.parse_topic("kap/clinic/room1/oximeter/obs")
 
@@ -97,3 +97,37 @@ def test_status_must_be_online_or_offline() -> None:
     topic = wire.parse_topic("kap/clinic/room1/oximeter/status")
     with pytest.raises(wire.WireError, match="online/offline"):
         wire.decode_status(topic, b'{"ts": "2026-11-24T14:00:00Z", "state": "maybe"}')
+
+
+def test_a_waveform_block_travels_with_its_samples() -> None:
+    block = Observation("clinic", "room1", "oximeter", 7, 1795558934.0, 150452, None, "1", True, None, (),
+                        (120, 130, 140), 75.0)  # fmt: skip
+    assert wire.decode_observation(TOPIC, wire.encode_observation(block)) == block
+
+
+def test_a_waveform_block_without_a_sample_rate_is_refused() -> None:
+    payload = b'{"ts": "2026-11-24T14:00:00Z", "seq": 1, "code": 150452, "value": null, "unit": "1", ' \
+              b'"valid": true, "samples": [1, 2, 3]}'  # fmt: skip
+    with pytest.raises(wire.WireError, match="sample_rate"):
+        wire.decode_observation(TOPIC, payload)
+
+
+def test_oversized_payloads_are_refused_before_parsing() -> None:
+    with pytest.raises(wire.WireError) as err:
+        wire.decode_observation(TOPIC, b"[" + b"1," * wire.MAX_PAYLOAD + b"1]")
+    assert err.value.kind == "oversized observation"
+
+
+def test_commands_and_replies_round_trip() -> None:
+    command = wire.decode_command(wire.encode_command("measure", request_id="r1", requested_by="nurse"))
+    assert (command.name, command.args, command.request_id, command.requested_by) == (
+        "measure",
+        {},
+        "r1",
+        "nurse",
+    )
+    with pytest.raises(wire.WireError, match="invalid command"):
+        wire.decode_command(b'{"cmd": "measure"}')
+    reply = CommandReply("clinic", "room1", "nibp", 1795558934.5, "measure", False, "busy", "r1")
+    topic = wire.parse_topic("kap/clinic/room1/nibp/reply")
+    assert wire.decode_reply(topic, wire.encode_reply(reply)) == reply

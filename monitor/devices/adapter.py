@@ -1,23 +1,25 @@
-"""An adapter = transport + codec + schedule, run in a thread of its own.
+"""An adapter = transport + driver (codec and schedule), run in a thread of its own.
 
-It owns the device's link: opens the port, feeds bytes to the codec, stamps readings with identity, time and
-sequence, reconnects with backoff when the port goes, and decides when the device counts as offline (port
-lost, or silent past the protocol's timeout). What it produces goes to a `sink`, which the gateway wires to
-MQTT; tests can wire it anywhere.
+It owns the device's link: opens the port, lets the driver speak (`poll`) and decode (`feed`), stamps
+readings with identity, time and sequence, reconnects with backoff when the port goes, and decides when the
+device counts as offline (port lost, or silent past the protocol's timeout). Commands from the `cmd` topic
+are queued and handed to the driver on the adapter's own thread, so a driver is never entered twice.
+What it produces goes to a `sink`, which the gateway wires to MQTT; tests can wire it anywhere.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from monitor.clock import SYSTEM_CLOCK, Clock
-from monitor.devices.protocols import ProtocolSpec
+from monitor.devices.protocols import CommandRejected, ProtocolSpec
 from monitor.devices.transport import LinkLost, SerialTransport
-from monitor.model import DeviceReading, DeviceStatus, Observation, RejectedFrame
+from monitor.model import CommandReply, DeviceReading, DeviceStatus, Observation, RejectedFrame, WaveformBlock
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +69,7 @@ class DeviceAdapter:
         room: str,
         spec: DeviceSpec,
         protocol: ProtocolSpec,
-        sink: Callable[[Observation | DeviceStatus], None],
+        sink: Callable[[Observation | DeviceStatus | CommandReply], None],
         *,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
@@ -75,8 +77,10 @@ class DeviceAdapter:
         self._sink = sink
         self._clock = clock
         self.seq = SequenceCounter(clock)
-        self.codec = protocol.make_codec()
+        self.driver = protocol.make_driver()
         self.reconnects = 0
+        self.mode = ""
+        self._commands: queue.SimpleQueue[tuple[str, dict[str, object], str]] = queue.SimpleQueue()
         self.link_up = False
         self.state = "offline"
         self.conditions: frozenset[str] = frozenset()
@@ -84,6 +88,7 @@ class DeviceAdapter:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"adapter-{room}-{spec.name}", daemon=True)
         self._last_status_sent = 0.0
+        self._last_key: tuple[str, str, frozenset[str], str] | None = None
         self._reject_kinds_logged: set[str] = set()
 
     # ---- lifecycle ------------------------------------------------------------------------------------
@@ -100,8 +105,8 @@ class DeviceAdapter:
     @property
     def counters(self) -> dict[str, int]:
         return {
-            "frames_ok": self.codec.frames_ok,
-            "rejected": self.codec.rejected,
+            "frames_ok": self.driver.frames_ok,
+            "rejected": self.driver.rejected,
             "reconnects": self.reconnects,
         }
 
@@ -123,18 +128,23 @@ class DeviceAdapter:
     def _run(self) -> None:
         attempt = 0
         while not self._stop.is_set():
-            transport = SerialTransport(self.spec.url, self.protocol.baudrate)
+            transport = SerialTransport(self.spec.url, self.protocol.baudrate, read_timeout=0.05)
             try:
                 transport.open()
                 self.link_up = True
                 attempt = 0
                 log.info("%s/%s: opened %s", self.room, self.spec.name, self.spec.url)
-                transport.write(self.codec.initial_commands())
-                self._read_until_lost(transport)
+                self.driver.connected(self._clock.now())
+                self._converse_until_lost(transport)
             except LinkLost as exc:
                 if self.link_up or self.state != "offline" or self.reason != str(exc):
                     log.warning("%s/%s: %s", self.room, self.spec.name, exc)
                 self._set_state("offline", _short_reason(exc), frozenset(), force=False)
+            except Exception:
+                # A bug in a driver must not silently end the device's monitoring: say so loudly, show the
+                # device offline, and start the conversation again.
+                log.exception("%s/%s: adapter failed; reconnecting", self.room, self.spec.name)
+                self._set_state("offline", "internal error (see gateway log)", frozenset(), force=False)
             finally:
                 transport.close()
                 if self.link_up:
@@ -144,26 +154,63 @@ class DeviceAdapter:
             attempt += 1
             self._stop.wait(delay)
 
-    def _read_until_lost(self, transport: SerialTransport) -> None:
+    def command(self, name: str, args: dict[str, object], request_id: str = "") -> None:
+        """Called from any thread (the MQTT one): the adapter's thread hands it to the driver."""
+        self._commands.put((name, args, request_id))
+
+    def _converse_until_lost(self, transport: SerialTransport) -> None:
         last_reading = time.monotonic()
         while not self._stop.is_set():
+            now = self._clock.now()
+            self._take_commands(now)
+            transport.write(self.driver.poll(now))
             data = transport.read()
-            if data:
-                for event in self.codec.feed(data):
-                    if isinstance(event, DeviceReading):
-                        last_reading = time.monotonic()
-                        self._publish_reading(event)
-                    elif isinstance(event, RejectedFrame):
-                        self._note_reject(event)
+            events = self.driver.feed(data, self._clock.now()) if data else []
+            for event in events:
+                if isinstance(event, DeviceReading):
+                    last_reading = time.monotonic()
+                    self._publish_reading(event)
+                elif isinstance(event, WaveformBlock):
+                    last_reading = time.monotonic()
+                    self._publish_waveform(event)
+                elif isinstance(event, RejectedFrame):
+                    self._note_reject(event)
             silent_for = time.monotonic() - last_reading
-            if silent_for > self.protocol.silence_timeout and self.state == "online":
+            timeout = self.protocol.silence_timeout
+            if timeout is not None and silent_for > timeout and self.state == "online":
                 self._set_state("offline", f"no data for {silent_for:.0f} s", frozenset(), force=False)
             self._maybe_refresh_status()
+
+    def _take_commands(self, now: float) -> None:
+        while True:
+            try:
+                name, args, request_id = self._commands.get_nowait()
+            except queue.Empty:
+                return
+            accepted, reason = True, ""
+            try:
+                self.driver.command(name, args, now)
+            except CommandRejected as exc:
+                accepted, reason = False, str(exc)
+            reply = CommandReply(
+                self.site, self.room, self.spec.name, now, name, accepted, reason, request_id
+            )
+            log.info(
+                "%s/%s: command %r %s",
+                self.room,
+                self.spec.name,
+                name,
+                "accepted" if reply.accepted else f"rejected: {reply.reason}",
+            )
+            self._sink(reply)
+            self._send_status()  # a command may change the schedule the status shows
 
     def _publish_reading(self, reading: DeviceReading) -> None:
         now = self._clock.now()
         device_ts = reading.device_time.timestamp() if reading.device_time else None
         conditions = tuple(sorted(reading.conditions))
+        if reading.mode is not None:
+            self.mode = reading.mode
         self._set_state("online", "", reading.conditions, force=False)
         for m in reading.measurements:
             self._sink(
@@ -182,6 +229,25 @@ class DeviceAdapter:
                 )
             )
 
+    def _publish_waveform(self, block: WaveformBlock) -> None:
+        self._sink(
+            Observation(
+                self.site,
+                self.room,
+                self.spec.name,
+                self.seq.take(),
+                self._clock.now(),
+                block.code,
+                None,
+                "1",
+                "sensor_off" not in self.conditions,
+                None,
+                tuple(sorted(self.conditions)),
+                block.samples,
+                block.sample_rate,
+            )
+        )
+
     def _note_reject(self, event: RejectedFrame) -> None:
         kind = event.reason.split(":")[0]
         if kind not in self._reject_kinds_logged:  # log each kind once; the counter counts them all
@@ -193,7 +259,8 @@ class DeviceAdapter:
     # ---- status ---------------------------------------------------------------------------------------
 
     def _set_state(self, state: str, reason: str, conditions: frozenset[str], *, force: bool) -> None:
-        changed = (state, reason, conditions) != (self.state, self.reason, self.conditions)
+        key = (state, reason, conditions, self.mode)
+        changed = key != self._last_key
         self.state, self.reason, self.conditions = state, reason, conditions
         if changed or force:
             self._send_status()
@@ -205,6 +272,9 @@ class DeviceAdapter:
 
     def _send_status(self) -> None:
         self._last_status_sent = time.monotonic()
+        self._last_key = (self.state, self.reason, self.conditions, self.mode)
+        details_of = getattr(self.driver, "details", None)
+        details = details_of() if callable(details_of) else {}
         self._sink(
             DeviceStatus(
                 self.site,
@@ -216,6 +286,8 @@ class DeviceAdapter:
                 tuple(sorted(self.conditions)),
                 self.reason,
                 self.counters,
+                self.mode,
+                details,
             )
         )
 

@@ -18,7 +18,7 @@ from monitor.bus import MqttLink
 from monitor.clock import SYSTEM_CLOCK, Clock
 from monitor.devices.adapter import DeviceAdapter, DeviceSpec
 from monitor.devices.protocols import protocol
-from monitor.model import DeviceStatus, Observation
+from monitor.model import CommandReply, DeviceStatus, Observation
 
 log = logging.getLogger(__name__)
 
@@ -68,11 +68,35 @@ class DeviceGateway:
             wire.status_topic(site, room, spec.name),
             wire.encode_status(self.adapter.offline_status("gateway connection lost")),
         )
-        self.link = MqttLink(broker, f"kap-gw-{site}-{room}-{spec.name}", will=will, keepalive=5)
+        self.link = MqttLink(
+            broker,
+            f"kap-gw-{site}-{room}-{spec.name}",
+            will=will,
+            keepalive=5,
+            subscriptions=[wire.cmd_topic(site, room, spec.name)],
+            on_message=self._on_command,
+        )
+        self.rejected_commands = 0
         self.published = 0
         self._last_info: mqtt.MQTTMessageInfo | None = None
 
-    def _publish(self, event: Observation | DeviceStatus) -> None:
+    def _on_command(self, topic: str, payload: bytes, retained: bool) -> None:
+        if retained:  # a stale retained command must never start a measurement
+            return
+        try:
+            command = wire.decode_command(payload)
+        except wire.WireError as exc:
+            self.rejected_commands += 1
+            log.warning("%s: rejected command on %s: %s", self.link.client_id, topic, exc)
+            return
+        log.info("%s: command %r from %s", self.link.client_id, command.name, command.requested_by or "?")
+        self.adapter.command(command.name, command.args, command.request_id)
+
+    def _publish(self, event: Observation | DeviceStatus | CommandReply) -> None:
+        if isinstance(event, CommandReply):
+            topic = wire.reply_topic(event.site, event.room, event.device)
+            self._last_info = self.link.publish(topic, wire.encode_reply(event))
+            return
         if isinstance(event, Observation):
             topic, payload, retain = (
                 wire.obs_topic(event.site, event.room, event.device),

@@ -13,6 +13,8 @@ from monitor.model import CodecEvent
 
 
 class Codec(Protocol):
+    """A device that only talks (Masimo, Nonin): bytes in, events out."""
+
     frames_ok: int
     rejected: int
 
@@ -21,20 +23,75 @@ class Codec(Protocol):
     def initial_commands(self) -> bytes: ...
 
 
+class CommandRejected(ValueError):
+    """A command the device cannot take now (unknown, busy...): the reason goes back to whoever asked."""
+
+
+class Driver(Protocol):
+    """A device the gateway converses with (NIBP cuff, infusion pump): still sans-I/O.
+
+    The adapter calls `poll(now)` every few tens of milliseconds and writes what it returns; `feed` decodes
+    replies; `command` takes a request from the `cmd` topic (e.g. "measure"). `now` is passed in (epoch
+    seconds from the adapter's injected clock): the driver reads no clock, opens no port, starts no thread.
+    `connected(now)` is called each time the port (re)opens, so the driver restarts its conversation.
+    """
+
+    frames_ok: int
+    rejected: int
+
+    def connected(self, now: float) -> None: ...
+
+    def feed(self, data: bytes, now: float) -> list[CodecEvent]: ...
+
+    def poll(self, now: float) -> bytes: ...
+
+    def command(self, name: str, args: dict[str, object], now: float) -> None: ...
+
+
+class StreamDriver:
+    """Makes a talk-only codec a Driver: sends its initial commands on connect, takes no commands."""
+
+    def __init__(self, codec: Codec) -> None:
+        self.codec = codec
+        self._pending = b""
+
+    @property
+    def frames_ok(self) -> int:
+        return self.codec.frames_ok
+
+    @property
+    def rejected(self) -> int:
+        return self.codec.rejected
+
+    def connected(self, now: float) -> None:
+        self._pending = self.codec.initial_commands()
+
+    def feed(self, data: bytes, now: float) -> list[CodecEvent]:
+        return self.codec.feed(data)
+
+    def poll(self, now: float) -> bytes:
+        pending, self._pending = self._pending, b""
+        return pending
+
+    def command(self, name: str, args: dict[str, object], now: float) -> None:
+        raise CommandRejected(f"this device takes no commands (asked for {name!r})")
+
+
 @dataclass(frozen=True, slots=True)
 class ProtocolSpec:
     name: str
-    make_codec: Callable[[], Codec]
+    make_driver: Callable[[], Driver]
     baudrate: int
-    #: a device that says nothing for this long is reported offline ("no data")
-    silence_timeout: float
+    #: a device that says nothing for this long is reported offline ("no data"); None for devices that only
+    #: speak when asked (their driver reports a missing answer itself)
+    silence_timeout: float | None
     description: str
 
 
-def _masimo() -> Codec:
+def _masimo() -> Driver:
     from monitor.devices.masimo_ascii import MasimoAsciiCodec
 
-    return MasimoAsciiCodec()
+    return StreamDriver(MasimoAsciiCodec())
 
 
 PROTOCOLS: dict[str, ProtocolSpec] = {

@@ -164,8 +164,15 @@ async def stream(ws: DashWebsocketCallback, hub: LiveHub, clock: Clock, room: di
                     shown[component_id] = values
             points = trend_points([e for e in batch if isinstance(e, Observation)])
             if points:
-                set_props("trend", {"extendData": [
-                    {"x": [points.spo2_x, points.pulse_x], "y": [points.spo2_y, points.pulse_y]},
-                    [0, 1], MAX_TREND_POINTS]})  # fmt: skip
+                set_props(
+                    "trend",
+                    {
+                        "extendData": [
+                            {"x": [points.spo2_x, points.pulse_x], "y": [points.spo2_y, points.pulse_y]},
+                            [0, 1],
+                            MAX_TREND_POINTS,
+                        ]
+                    },
+                )
     finally:
         hub.unsubscribe(sub)
