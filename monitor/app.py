@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from urllib.parse import unquote
 
-from dash import Dash, Input, Output, ctx
+from dash import Dash, Input, Output, State, ctx
 from dash.backends.ws import DashWebsocketCallback
 from dash.exceptions import WebsocketDisconnected
 
@@ -53,6 +53,15 @@ def create_app(hub: LiveHub, store: EventLog, clock: Clock = SYSTEM_CLOCK, *, si
             live = {"page": "bedside", "site": state.site, "room": state.room}
             return bedside.layout(state, store, clock), live
         return shell.not_found(path), None
+
+    @app.callback(
+        Output("measure-feedback", "children", allow_duplicate=True),
+        Input("measure-bp", "n_clicks"),
+        State("page-live", "data"),
+        prevent_initial_call=True,
+    )
+    def measure_now(n_clicks: int | None, page: dict[str, str] | None) -> str:
+        return bedside.send_measure(hub, clock, page) if n_clicks else ""
 
     @app.callback(Input("url", "pathname"), persistent=True)
     async def stream_page(pathname: str | None) -> None:

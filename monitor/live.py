@@ -19,13 +19,13 @@ from dataclasses import dataclass, field
 from monitor import wire
 from monitor.bus import MqttLink
 from monitor.clock import SYSTEM_CLOCK, Clock
-from monitor.model import DeviceStatus, Observation
+from monitor.model import CommandReply, DeviceStatus, Observation
 from monitor.store import EventLog
 from monitor.views import RoomState
 
 log = logging.getLogger(__name__)
 
-LiveEvent = Observation | DeviceStatus
+LiveEvent = Observation | DeviceStatus | CommandReply
 MAX_PENDING = 5000
 
 
@@ -69,7 +69,7 @@ class LiveHub:
             broker,
             client_id,
             on_message=self._on_message,
-            subscriptions=[f"{wire.ROOT}/+/+/+/obs", f"{wire.ROOT}/+/+/+/status"],
+            subscriptions=[f"{wire.ROOT}/+/+/+/obs", f"{wire.ROOT}/+/+/+/status", f"{wire.ROOT}/+/+/+/reply"],
         )
 
     def start(self) -> LiveHub:
@@ -116,16 +116,27 @@ class LiveHub:
         with self._lock:
             self._subs.discard(sub)
 
+    def send_command(self, site: str, room: str, device: str, name: str, *, requested_by: str = "") -> str:
+        """Publish a command for a device's gateway; its answer comes back as a CommandReply event."""
+        request_id = uuid.uuid4().hex[:12]
+        payload = wire.encode_command(name, request_id=request_id, requested_by=requested_by)
+        self.link.publish(wire.cmd_topic(site, room, device), payload)
+        return request_id
+
     # ---- from the broker ------------------------------------------------------------------------------
 
     def _on_message(self, topic: str, payload: bytes, retained: bool) -> None:
         try:
             parsed = wire.parse_topic(topic)
-            event: LiveEvent = (
-                wire.decode_observation(parsed, payload)
-                if parsed.kind == "obs"
-                else wire.decode_status(parsed, payload)
-            )
+            event: LiveEvent
+            if parsed.kind == "obs":
+                event = wire.decode_observation(parsed, payload)
+            elif parsed.kind == "status":
+                event = wire.decode_status(parsed, payload)
+            elif parsed.kind == "reply":
+                event = wire.decode_reply(parsed, payload)
+            else:
+                return
         except wire.WireError as exc:
             if self.rejected[exc.kind] == 0:
                 log.warning("web: rejected message on %s: %s", topic, exc)

@@ -11,11 +11,20 @@ from datetime import datetime
 
 from monitor import mdc
 from monitor.conditions import SENSOR_PROBLEMS, condition_text
-from monitor.model import DeviceStatus, Observation
+from monitor.model import CommandReply, DeviceStatus, Observation
 
 #: an oximeter reading older than this is not shown as current (it sends one a second)
 STALE_AFTER_S = 10.0
 TREND_WINDOW_S = 30 * 60
+#: the cuff's cycle when its gateway has not said (the gateway's default)
+DEFAULT_NIBP_INTERVAL_S = 300.0
+#: a BP is overdue when older than its cycle plus this margin (a measurement itself takes up to ~2 min)
+NIBP_OVERDUE_MARGIN_S = 120.0
+#: pump readings older than this are not shown as current (it is polled every second)
+PUMP_STALE_AFTER_S = 10.0
+
+NIBP_CODES = frozenset({mdc.NIBP_SYS.code, mdc.NIBP_DIA.code, mdc.NIBP_MEAN.code, mdc.NIBP_CUFF.code})
+PUMP_CODES = frozenset({mdc.INFUSION_RATE.code, mdc.VOLUME_INFUSED.code, mdc.VTBI_REMAINING.code})
 
 
 @dataclass
@@ -24,9 +33,12 @@ class RoomState:
     room: str
     latest: dict[int, Observation] = field(default_factory=dict)
     devices: dict[str, DeviceStatus] = field(default_factory=dict)
+    replies: dict[str, CommandReply] = field(default_factory=dict)
 
-    def apply(self, event: Observation | DeviceStatus) -> None:
-        if isinstance(event, Observation):
+    def apply(self, event: Observation | DeviceStatus | CommandReply) -> None:
+        if isinstance(event, CommandReply):
+            self.replies[event.device] = event
+        elif isinstance(event, Observation):
             current = self.latest.get(event.code)
             if current is None or (event.ts, event.seq) >= (current.ts, current.seq):
                 self.latest[event.code] = event
@@ -56,6 +68,147 @@ class BedsideView:
     device_text: str
     conditions: tuple[str, ...]
     last_reading_text: str
+    blood_pressure: BloodPressureView
+    pump: PumpView
+    devices: tuple[DeviceBadge, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class BloodPressureView:
+    """The last BP and how old it is. `state`: "ok", "overdue", "none" (never measured), "error"."""
+
+    text: str  # "128/82"
+    mean_text: str  # "(96)"
+    age_text: str  # "measured 14:03, 3 min ago"
+    state: str
+    measuring: bool
+    cuff_text: str  # "Cuff 145 mmHg" while inflating
+    problem: str  # the module's last error, in words
+    device: str | None  # the cuff's device name, to send "measure" to
+    feedback: str = ""  # what became of the last "measure" request
+
+
+@dataclass(frozen=True, slots=True)
+class PumpView:
+    """The infusion pump. `state`: "running", "stopped", "set", "alarm", "offline", "none"."""
+
+    rate_text: str
+    volume_text: str
+    mode_text: str
+    state: str
+    alarms: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceBadge:
+    device: str
+    state: str  # "online" | "offline"
+    text: str
+
+
+def _age_text(age_s: float) -> str:
+    if age_s < 90:
+        return f"{age_s:.0f} s ago"
+    if age_s < 3600 * 2:
+        return f"{age_s / 60:.0f} min ago"
+    return f"{age_s / 3600:.1f} h ago"
+
+
+def _device_by(state: RoomState, codes: frozenset[int], protocol_hint: str) -> str | None:
+    """The device that reports these codes (or whose protocol says it is that kind of device)."""
+    for code in codes:
+        obs = state.latest.get(code)
+        if obs is not None:
+            return obs.device
+    return next((d for d, s in state.devices.items() if protocol_hint in s.protocol), None)
+
+
+def blood_pressure_view(state: RoomState, now: float) -> BloodPressureView:
+    device = _device_by(state, NIBP_CODES, "nibp")
+    status = state.devices.get(device) if device else None
+    measuring = bool(status and status.mode == "measuring" and status.state == "online")
+    cuff = state.latest.get(mdc.NIBP_CUFF.code)
+    cuff_text = f"Cuff {cuff.value:.0f} mmHg" if measuring and cuff and cuff.value is not None else ""
+    if measuring and not cuff_text:
+        cuff_text = "Measuring..."
+    problems = [c for c in (status.conditions if status else ()) if c.startswith("nibp_")]
+    problem = ", ".join(condition_text(c) for c in problems)
+    feedback = command_feedback(state, device, now)
+    sys_obs, dia_obs = state.latest.get(mdc.NIBP_SYS.code), state.latest.get(mdc.NIBP_DIA.code)
+    mean_obs = state.latest.get(mdc.NIBP_MEAN.code)
+    if sys_obs is None or dia_obs is None or sys_obs.value is None or dia_obs.value is None:
+        return BloodPressureView(
+            "--/--",
+            "",
+            "not measured yet",
+            "error" if problems else "none",
+            measuring,
+            cuff_text,
+            problem,
+            device,
+            feedback,
+        )
+    if not (sys_obs.valid and dia_obs.valid):
+        return BloodPressureView(
+            "--/--",
+            "",
+            f"last attempt {_age_text(max(0.0, now - sys_obs.ts))}",
+            "error",
+            measuring,
+            cuff_text,
+            problem,
+            device,
+            feedback,
+        )
+    interval = DEFAULT_NIBP_INTERVAL_S
+    if status is not None and isinstance(status.details.get("interval_s"), int | float):
+        interval = float(status.details["interval_s"])  # type: ignore[arg-type]
+    age = max(0.0, now - sys_obs.ts)
+    overdue = age > interval + NIBP_OVERDUE_MARGIN_S
+    mean_text = (
+        f"({mean_obs.value:.0f})" if mean_obs and mean_obs.value is not None and mean_obs.valid else ""
+    )
+    age_text = f"measured {_clock_text(sys_obs.ts)}, {_age_text(age)}" + (" — OVERDUE" if overdue else "")
+    return BloodPressureView(
+        f"{sys_obs.value:.0f}/{dia_obs.value:.0f}",
+        mean_text,
+        age_text,
+        "overdue" if overdue else ("error" if problems else "ok"),
+        measuring,
+        cuff_text,
+        problem,
+        device,
+        feedback,
+    )
+
+
+def pump_view(state: RoomState, now: float) -> PumpView:
+    device = _device_by(state, PUMP_CODES, "alaris")
+    if device is None:
+        return PumpView("--", "--", "no pump", "none", ())
+    status = state.devices.get(device)
+    alarms = tuple(condition_text(c) for c in (status.conditions if status else ()) if c.startswith("pump_"))
+    if status is not None and status.state == "offline":
+        return PumpView("--", "--", "pump offline", "offline", alarms)
+    rate, volume = state.latest.get(mdc.INFUSION_RATE.code), state.latest.get(mdc.VOLUME_INFUSED.code)
+    fresh = rate is not None and now - rate.ts <= PUMP_STALE_AFTER_S
+    rate_text = f"{rate.value:.2f}" if fresh and rate and rate.valid and rate.value is not None else "--"
+    volume_text = (
+        f"{volume.value:.1f}" if fresh and volume and volume.valid and volume.value is not None else "--"
+    )
+    mode = status.mode if status and status.mode else ""
+    pump_state = "alarm" if alarms else (mode if mode in ("running", "stopped", "set") else "set")
+    return PumpView(rate_text, volume_text, mode.upper() or "--", pump_state if fresh else "offline", alarms)
+
+
+def device_badges(state: RoomState) -> tuple[DeviceBadge, ...]:
+    badges = []
+    for name, status in sorted(state.devices.items()):
+        text = f"{name}: {status.state}" + (
+            f" ({status.reason})" if status.state == "offline" and status.reason else ""
+        )
+        badges.append(DeviceBadge(name, status.state, text))
+    return tuple(badges)
 
 
 def _clock_text(ts: float) -> str:
@@ -90,7 +243,9 @@ def bedside_view(state: RoomState, now: float) -> BedsideView:
     spo2 = _numeric(state, mdc.SPO2, now)
     pulse = _numeric(state, mdc.PULSE_RATE, now)
     perfusion = _numeric(state, mdc.PERFUSION_INDEX, now, digits=2)
-    newest = max((o.ts for o in state.latest.values()), default=None)
+    newest = max(
+        (o.ts for c, o in state.latest.items() if c in (mdc.SPO2.code, mdc.PULSE_RATE.code)), default=None
+    )
     conditions = tuple(sorted({c for d in state.devices.values() for c in d.conditions}))
     device = _device_for(state, mdc.SPO2.code)
     if device is None:
@@ -121,6 +276,9 @@ def bedside_view(state: RoomState, now: float) -> BedsideView:
         device_text,
         tuple(condition_text(c) for c in conditions),
         last,
+        blood_pressure_view(state, now),
+        pump_view(state, now),
+        device_badges(state),
     )
 
 
@@ -135,6 +293,25 @@ class TrendPoints:
 
     def __bool__(self) -> bool:
         return bool(self.spo2_x or self.pulse_x)
+
+
+def pleth_samples(observations: list[Observation]) -> list[int | None]:
+    """Samples of the new pleth blocks in order; a block from a sensor that is off draws a gap."""
+    out: list[int | None] = []
+    for obs in observations:
+        if obs.code == mdc.PLETH.code and obs.samples:
+            out.extend(obs.samples if obs.valid else [None] * len(obs.samples))
+    return out
+
+
+def command_feedback(state: RoomState, device: str | None, now: float) -> str:
+    """What became of the last command sent to a device (shown for a minute)."""
+    reply = state.replies.get(device) if device else None
+    if reply is None or now - reply.ts > 60:
+        return ""
+    if reply.accepted:
+        return f"{reply.command}: accepted at {_clock_text(reply.ts)}"
+    return f"{reply.command}: refused: {reply.reason}"
 
 
 def chart_time(ts: float) -> str:

@@ -18,10 +18,21 @@ from monitor.clock import Clock
 from monitor.live import LiveHub
 from monitor.model import Observation
 from monitor.store import EventLog
-from monitor.views import TREND_WINDOW_S, BedsideView, NumericView, RoomState, bedside_view, trend_points
+from monitor.views import (
+    TREND_WINDOW_S,
+    BedsideView,
+    NumericView,
+    RoomState,
+    bedside_view,
+    blood_pressure_view,
+    pleth_samples,
+    trend_points,
+)
 
 #: points kept per trace: 30 minutes at one reading a second, plus slack
 MAX_TREND_POINTS = TREND_WINDOW_S + 120
+#: the pleth sweep: 6 s at 75 Hz
+PLETH_POINTS = 6 * 75
 
 NOTE_FOR_STATE = {
     "ok": "",
@@ -92,9 +103,109 @@ def _trend_figure(observations: list[Observation]) -> go.Figure:
     return fig
 
 
+def _pleth_figure() -> go.Figure:
+    fig = go.Figure()
+    fig.add_scattergl(
+        x=[], y=[], mode="lines", line={"color": "#22d3ee", "width": 2}, connectgaps=False, hoverinfo="skip"
+    )
+    fig.update_layout(
+        template="plotly_dark",
+        paper_bgcolor="#111820",
+        plot_bgcolor="#111820",
+        height=130,
+        margin={"l": 10, "r": 10, "t": 24, "b": 10},
+        showlegend=False,
+        uirevision="pleth",
+        title={"text": "Pleth", "font": {"size": 14, "color": "#94a3b8"}, "x": 0.01},
+        xaxis={"visible": False},
+        yaxis={"visible": False},
+    )
+    return fig
+
+
+def _blood_pressure_block(view: BedsideView) -> html.Div:
+    bp = view.blood_pressure
+    return html.Div(
+        id="bp-block",
+        className=f"numeric bp state-{bp.state}",
+        children=[
+            html.Div(
+                [html.Span("NIBP", className="numeric-label"), html.Span("mmHg", className="numeric-unit")]
+            ),
+            html.Div(
+                [
+                    html.Span(bp.text, id="bp-value", className="numeric-value"),
+                    html.Span(bp.mean_text, id="bp-mean", className="bp-mean"),
+                ]
+            ),
+            html.Div(bp.age_text, id="bp-age", className="bp-age"),
+            html.Div(bp.cuff_text or bp.problem, id="bp-note", className="numeric-note"),
+            dmc.Group(
+                [
+                    dmc.Button(
+                        "Measure BP now",
+                        id="measure-bp",
+                        color="cyan",
+                        variant="filled",
+                        size="md",
+                        disabled=bp.device is None or bp.measuring,
+                    ),
+                    html.Span("", id="measure-feedback", className="measure-feedback"),
+                ],
+                mt="xs",
+            ),
+        ],
+    )
+
+
+def _pump_block(view: BedsideView) -> html.Div:
+    pump = view.pump
+    return html.Div(
+        id="pump-block",
+        className=f"numeric pump state-{pump.state}",
+        children=[
+            html.Div(
+                [
+                    html.Span("Infusion", className="numeric-label"),
+                    html.Span(pump.mode_text, id="pump-mode", className="pump-mode"),
+                ]
+            ),
+            html.Div(
+                [
+                    html.Span(pump.rate_text, id="pump-rate", className="pump-value"),
+                    html.Span("mL/h", className="numeric-unit"),
+                ]
+            ),
+            html.Div(
+                [
+                    html.Span(pump.volume_text, id="pump-volume", className="pump-value small"),
+                    html.Span("mL infused", className="numeric-unit"),
+                ]
+            ),
+            html.Div(" · ".join(pump.alarms), id="pump-alarms", className="numeric-note"),
+        ],
+    )
+
+
 def _view_props(view: BedsideView) -> dict[str, dict[str, Any]]:
     """Every prop the page shows, keyed by component id: what the stream compares and pushes."""
     props: dict[str, dict[str, Any]] = {}
+    bp, pump = view.blood_pressure, view.pump
+    props["bp-value"] = {"children": bp.text}
+    props["bp-mean"] = {"children": bp.mean_text}
+    props["bp-age"] = {"children": bp.age_text}
+    props["bp-note"] = {"children": bp.cuff_text or bp.problem}
+    props["bp-block"] = {"className": f"numeric bp state-{bp.state}" + (" measuring" if bp.measuring else "")}
+    props["measure-bp"] = {"disabled": bp.device is None or bp.measuring}
+    props["measure-feedback"] = {"children": bp.feedback}
+    props["pump-rate"] = {"children": pump.rate_text}
+    props["pump-volume"] = {"children": pump.volume_text}
+    props["pump-mode"] = {"children": pump.mode_text}
+    props["pump-alarms"] = {"children": " · ".join(pump.alarms)}
+    props["pump-block"] = {"className": f"numeric pump state-{pump.state}"}
+    props["devices"] = {
+        "children": [html.Span(b.text, className=f"device-badge state-{b.state}") for b in view.devices]
+    }
     for key, numeric in (("spo2", view.spo2), ("pulse", view.pulse), ("pi", view.perfusion)):
         props[f"{key}-value"] = {"children": numeric.text}
         props[f"{key}-note"] = {"children": NOTE_FOR_STATE.get(numeric.state, "")}
@@ -129,13 +240,23 @@ def layout(state: RoomState, store: EventLog, clock: Clock) -> html.Div:
                 ],
             ),
             html.Div(id="conditions", className="conditions", **props["conditions"]),
+            html.Div(id="devices", className="devices", **props["devices"]),
             html.Div(
                 className="numerics",
                 children=[
                     _numeric_block("spo2", view.spo2),
                     _numeric_block("pulse", view.pulse),
-                    _numeric_block("pi", view.perfusion),
+                    _blood_pressure_block(view),
                 ],
+            ),
+            dcc.Graph(
+                id="pleth",
+                figure=_pleth_figure(),
+                config={"displayModeBar": False, "staticPlot": True},
+                className="pleth",
+            ),
+            html.Div(
+                className="numerics", children=[_pump_block(view), _numeric_block("pi", view.perfusion)]
             ),
             dcc.Graph(
                 id="trend",
@@ -147,11 +268,24 @@ def layout(state: RoomState, store: EventLog, clock: Clock) -> html.Div:
     )
 
 
+def send_measure(hub: LiveHub, clock: Clock, page: dict[str, str] | None) -> str:
+    """The "Measure BP now" button: ask the room's cuff for a measurement now."""
+    if not page or page.get("page") != "bedside":
+        return ""
+    state = hub.room_state((page["site"], page["room"]))
+    device = blood_pressure_view(state, clock.now()).device if state else None
+    if device is None:
+        return "no blood-pressure cuff in this room"
+    hub.send_command(page["site"], page["room"], device, "measure", requested_by="bedside")
+    return "measurement requested..."
+
+
 async def stream(ws: DashWebsocketCallback, hub: LiveHub, clock: Clock, room: dict[str, str]) -> None:
     """Push changed numbers and new trend points for one room until the page goes away."""
     key = (room["site"], room["room"])
     sub = hub.subscribe(key)
     shown: dict[str, dict[str, Any]] = {}
+    pleth_x = 0  # the sweep's x: a running sample count, cheaper on the wire than timestamps
     try:
         while not ws.is_shutdown:
             batch = await sub.next_batch(timeout=1.0)
@@ -162,7 +296,13 @@ async def stream(ws: DashWebsocketCallback, hub: LiveHub, clock: Clock, room: di
                 if shown.get(component_id) != values:
                     set_props(component_id, values)
                     shown[component_id] = values
-            points = trend_points([e for e in batch if isinstance(e, Observation)])
+            observations = [e for e in batch if isinstance(e, Observation)]
+            samples = pleth_samples(observations)
+            if samples:
+                xs = list(range(pleth_x, pleth_x + len(samples)))
+                pleth_x += len(samples)
+                set_props("pleth", {"extendData": [{"x": [xs], "y": [samples]}, [0], PLETH_POINTS]})
+            points = trend_points(observations)
             if points:
                 set_props(
                     "trend",
