@@ -147,6 +147,13 @@ def build_parser() -> argparse.ArgumentParser:
         default="clinic",
         help="site of rooms opened before they report (default clinic)",
     )
+    status = sub.add_parser(
+        "status",
+        help="every device's state and counters, as the broker knows them",
+        description="Reads the retained device statuses and prints them as a table.",
+    )
+    status.add_argument("--broker", type=_broker_arg, default="127.0.0.1:1883")
+    status.add_argument("--wait", type=float, default=1.5, help="seconds to collect statuses (default 1.5)")
     return parser
 
 
@@ -224,6 +231,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_core(args)
     if args.command == "web":
         return run_web(args)
+    if args.command == "status":
+        from monitor.status_report import collect_statuses, format_table
+
+        try:
+            print(format_table(collect_statuses(args.broker, args.wait)))
+        except ConnectionError as exc:
+            print(f"kap-monitor status: {exc}", file=sys.stderr)
+            return 1
+        return 0
     parser.error(f"unknown command {args.command}")
     return 2
 

@@ -16,7 +16,7 @@ def kap(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.mark.parametrize("command", ["demo", "simulate", "gateway", "core", "web"])
+@pytest.mark.parametrize("command", ["demo", "simulate", "gateway", "core", "web", "status"])
 def test_every_sub_command_has_help(command: str) -> None:
     result = kap(command, "--help")
     assert result.returncode == 0

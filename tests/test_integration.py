@@ -139,3 +139,22 @@ def test_the_core_rejects_bad_messages_and_keeps_storing_good_ones(room1, mosqui
     assert "rejected message" in out
     for kind in ("observation is not JSON", "invalid observation", "invalid status", "unknown topic"):
         assert kind in out, f"{kind!r} reported"
+
+
+def test_status_command_lists_the_devices_with_their_counters(room1, mosquitto, procs) -> None:  # type: ignore[no-untyped-def]
+    wait_until(lambda: stored_values(room1.db, mdc.SPO2.code), 10, "first reading stored")
+    time.sleep(0.5)
+    status = procs("status", "--broker", mosquitto.address, "--wait", "1")
+    assert status.process.wait(timeout=20) == 0
+    out = status.output()
+    line = next(line for line in out.splitlines() if "oximeter" in line)
+    assert "room1" in line and "masimo-ascii" in line and "online" in line
+    assert "FRAMES OK" in out and "RECONNECTS" in out
+
+
+def test_status_command_says_when_there_is_no_broker(procs) -> None:  # type: ignore[no-untyped-def]
+    from tests.conftest import free_port
+
+    status = procs("status", "--broker", f"127.0.0.1:{free_port()}", "--wait", "0.1")
+    assert status.process.wait(timeout=30) == 1
+    assert "cannot reach the broker" in status.output()

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from monitor.clock import SYSTEM_CLOCK, Clock
 from monitor.devices.protocols import CommandRejected, ProtocolSpec
-from monitor.devices.transport import LinkLost, SerialTransport
+from monitor.devices.transport import LinkLost, MqttTransport, SerialTransport, open_transport
 from monitor.model import CommandReply, DeviceReading, DeviceStatus, Observation, RejectedFrame, WaveformBlock
 
 log = logging.getLogger(__name__)
@@ -128,7 +128,12 @@ class DeviceAdapter:
     def _run(self) -> None:
         attempt = 0
         while not self._stop.is_set():
-            transport = SerialTransport(self.spec.url, self.protocol.baudrate, read_timeout=0.05)
+            try:
+                transport = open_transport(self.spec.url, self.protocol.baudrate, read_timeout=0.05)
+            except ValueError as exc:  # a URL that can never work: say so and stop trying
+                log.error("%s/%s: %s", self.room, self.spec.name, exc)
+                self._set_state("offline", str(exc), frozenset(), force=False)
+                return
             try:
                 transport.open()
                 self.link_up = True
@@ -158,7 +163,7 @@ class DeviceAdapter:
         """Called from any thread (the MQTT one): the adapter's thread hands it to the driver."""
         self._commands.put((name, args, request_id))
 
-    def _converse_until_lost(self, transport: SerialTransport) -> None:
+    def _converse_until_lost(self, transport: SerialTransport | MqttTransport) -> None:
         last_reading = time.monotonic()
         while not self._stop.is_set():
             now = self._clock.now()

@@ -314,7 +314,9 @@ class NoninF2Codec:
             for bit, condition in STATUS_CONDITIONS.items()
             if frame.status & bit
         }
-        conditions |= {PERFUSION_CONDITIONS[c] for c in self._held_perfusion(frames) if c in PERFUSION_CONDITIONS}
+        conditions |= {
+            PERFUSION_CONDITIONS[c] for c in self._held_perfusion(frames) if c in PERFUSION_CONDITIONS
+        }
         stat2 = value("STAT2")
         if stat2 & STAT2_LOW_BATTERY:
             conditions.add("low_battery")

@@ -94,9 +94,18 @@ def _masimo() -> Driver:
     return StreamDriver(MasimoAsciiCodec())
 
 
+def _mqtt_json() -> Driver:
+    from monitor.devices.mqtt_json import MqttJsonCodec
+
+    return StreamDriver(MqttJsonCodec())
+
+
 PROTOCOLS: dict[str, ProtocolSpec] = {
     "masimo-ascii": ProtocolSpec(
         "masimo-ascii", _masimo, 9600, 3.5, "Masimo Radical-7 / Rad-8 / Radical-5 ASCII serial, 1 line/s"
+    ),
+    "mqtt-json": ProtocolSpec(
+        "mqtt-json", _mqtt_json, 0, 15.0, "a device publishing our JSON schema on its own MQTT topic"
     ),
 }
 

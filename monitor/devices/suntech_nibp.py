@@ -21,25 +21,28 @@ bytes to `feed()`; a test drives a whole measurement with byte strings and a fak
 
 The measurement cycle (`SuntechNibpDriver.state`; "mode" is what a screen shows)::
 
-    state      mode       on                                   does                              next
-    ---------  ---------  -----------------------------------  --------------------------------  ---------
-    idle       idle       interval due, or command "measure"   send start, emit mode=measuring   starting
-    starting   measuring  'O'                                  poll cuff pressure every 0.2 s    measuring
-    starting   measuring  'B'                                  emit nibp_busy                    idle
-    starting   measuring  'E' 'N' 'S' or another letter        emit nibp_module_error            idle
-    starting   measuring  'T' / 'A'                            emit nibp_measurement_timeout /   idle
-                                                               nibp_aborted
-    starting   measuring  no reply for 2 s                     send abort, emit nibp_no_response idle
-    measuring  measuring  cuff pressure reply                  emit cuff pressure reading        measuring
-    measuring  measuring  'K' (or 'A' / 'T': the module        send get BP data                  fetching
-                          ended it; the return code says why)
-    measuring  measuring  'E' / 'S'                            send abort, emit nibp_module_error idle
-    measuring  measuring  180 s since start                    send abort, emit                  idle
-                                                               nibp_measurement_timeout
-    measuring  measuring  a cuff request unanswered for 2 s    send abort, emit nibp_no_response idle
-    fetching   measuring  BP data reply                        emit SYS/DIA/MAP/PR + conditions  idle
-    fetching   measuring  no reply for 2 s, 3 times            emit nibp_no_response             idle
-    any        any        command "abort"                      send abort, emit nibp_aborted     idle
+    state      mode       on                                    does                                next
+    ---------  ---------  ------------------------------------  ----------------------------------  ---------
+    idle       idle       interval due, or command "measure"    send start, emit mode=measuring     starting
+    starting   measuring  'O'                                   poll cuff pressure every 0.2 s      measuring
+    starting   measuring  'B'                                   emit nibp_busy                      idle
+    starting   measuring  'E' 'N' 'S' or an unknown letter      emit nibp_module_error              idle
+    starting   measuring  'T'                                   emit nibp_measurement_timeout       idle
+    starting   measuring  'A' / 'K'                             ignore (late replies to an abort)   starting
+    starting   measuring  no reply for 2 s                      send abort, emit nibp_no_response   idle
+    measuring  measuring  cuff pressure reply                   emit a cuff pressure reading        measuring
+    measuring  measuring  'K' (or 'A' / 'T': the module ended   send get BP data                    fetching
+                          it; the return code says why)
+    measuring  measuring  garbled reply, 'N' or 'B' to a poll   ask again at the next poll          measuring
+    measuring  measuring  'E' / 'S'                             send abort, emit nibp_module_error  idle
+    measuring  measuring  180 s since start                     send abort, emit                    idle
+                                                                nibp_measurement_timeout
+    measuring  measuring  a cuff request unanswered for 2 s     send abort, emit nibp_no_response   idle
+    fetching   measuring  BP data reply                         emit SYS/DIA/MAP/PR, conditions     idle
+    fetching   measuring  garbled reply, 'E' 'N' 'B', or none   ask again; after 3 attempts emit    idle
+                          for 2 s                               nibp_module_error / no_response
+    any        measuring  command "abort"                       send abort, emit nibp_aborted       idle
+    idle       idle       command "abort"                       send abort                          idle
 
 Decisions where the sources are silent (each is tested in tests/test_suntech_nibp.py):
 
@@ -193,6 +196,10 @@ def _u16(data: bytes, offset: int) -> int:
     return data[offset] | data[offset + 1] << 8
 
 
+def _checksum_reason(packet: bytes) -> str:
+    return f"checksum mismatch: expected 0x{checksum(packet[:-1]):02x}, got 0x{packet[-1]:02x}"
+
+
 def decode_reply(packet: bytes) -> Reply:
     """Decode one complete reply packet (`3E` LEN ... chk). Pure; raises SuntechFrameError with the reason."""
     if len(packet) < 2 or packet[0] != REPLY_START:
@@ -203,7 +210,7 @@ def decode_reply(packet: bytes) -> Reply:
     if len(packet) != length:
         raise SuntechFrameError(f"LEN says {length} bytes, packet has {len(packet)}")
     if checksum(packet[:-1]) != packet[-1]:
-        raise SuntechFrameError(f"checksum mismatch: expected 0x{checksum(packet[:-1]):02x}, got 0x{packet[-1]:02x}")
+        raise SuntechFrameError(_checksum_reason(packet))
     data = packet[2:-1]
     if length == LETTER_LENGTH:
         return LetterReply(chr(data[0]))
@@ -276,9 +283,7 @@ class SuntechReplyDecoder:
             else:
                 self._end_junk(events)
                 self.rejected += 1
-                expected = checksum(packet[:-1])
-                reason = f"checksum mismatch: expected 0x{expected:02x}, got 0x{packet[-1]:02x}"
-                events.append(RejectedFrame(reason, packet))
+                events.append(RejectedFrame(_checksum_reason(packet), packet))
                 position = start + length
         del buffer[:position]
         return events
@@ -312,7 +317,11 @@ def _complete_reply_at_or_after(buffer: bytearray, position: int) -> int | None:
     while start >= 0 and start + 1 < len(buffer):
         length = buffer[start + 1]
         end = start + length
-        if length in REPLY_LENGTHS and end <= len(buffer) and checksum(buffer[start : end - 1]) == buffer[end - 1]:
+        if (
+            length in REPLY_LENGTHS
+            and end <= len(buffer)
+            and checksum(buffer[start : end - 1]) == buffer[end - 1]
+        ):
             return start
         start = buffer.find(REPLY_START, start + 1)
     return None
@@ -378,14 +387,14 @@ class _Request(enum.Enum):
     BP_DATA = enum.auto()
 
 
-#: what each letter does to a measurement that has been started but not yet acknowledged
+#: what a letter other than 'O' does to a start not yet acknowledged ('A' and 'K' are ignored there:
+#: they are the late replies to an abort sent just before; any other letter is a module error)
 _LETTER_WHILE_STARTING: Final[Mapping[str, str]] = {
     "B": "nibp_busy",
     "E": "nibp_module_error",
     "N": "nibp_module_error",
     "S": "nibp_module_error",
     "T": "nibp_measurement_timeout",
-    "A": "nibp_aborted",
 }
 
 COMMANDS: Final = ("abort", "measure", "set_interval")
@@ -467,12 +476,12 @@ class SuntechNibpDriver:
         self._connected = True
 
     def feed(self, data: bytes, now: float) -> list[CodecEvent]:
-        for item in self._decoder.feed(data) if data else ():
+        for item in self._decoder.feed(data):
             if isinstance(item, RejectedFrame):
                 self._events.append(item)
                 self._on_garbled()
             else:
-                self._on_reply(item, now)
+                self._on_reply(item)
         self._check_timers(now)
         events, self._events = self._events, []
         return events
@@ -542,7 +551,9 @@ class SuntechNibpDriver:
         self._outbox += command
 
     def _emit_mode(self, measurements: tuple[Measurement, ...] = ()) -> None:
-        self._events.append(DeviceReading(measurements=measurements, conditions=self._conditions, mode=self.mode))
+        self._events.append(
+            DeviceReading(measurements=measurements, conditions=self._conditions, mode=self.mode)
+        )
 
     def _fail(self, condition: str, *, send_abort: bool) -> None:
         if send_abort:
@@ -558,8 +569,7 @@ class SuntechNibpDriver:
         if state is NibpState.STARTING and waited > REPLY_TIMEOUT_S:
             self._fail("nibp_no_response", send_abort=True)
         elif state is NibpState.MEASURING:
-            assert self._last_start is not None
-            if now - self._last_start > MAX_MEASUREMENT_S:
+            if self._last_start is not None and now - self._last_start > MAX_MEASUREMENT_S:
                 self._fail("nibp_measurement_timeout", send_abort=True)
             elif self._awaiting is not None and waited > REPLY_TIMEOUT_S:
                 self._fail("nibp_no_response", send_abort=True)
@@ -578,10 +588,10 @@ class SuntechNibpDriver:
         elif self._awaiting is _Request.BP_DATA:
             self._retry_fetch("nibp_no_response")
 
-    def _on_reply(self, reply: Reply, now: float) -> None:
+    def _on_reply(self, reply: Reply) -> None:
         state = self._state
         if isinstance(reply, LetterReply):
-            self._on_letter(reply.letter, now)
+            self._on_letter(reply.letter)
         elif isinstance(reply, CuffPressureReply):
             if state is NibpState.MEASURING and self._awaiting is _Request.CUFF_PRESSURE:
                 self._awaiting = None
@@ -600,13 +610,13 @@ class SuntechNibpDriver:
             self._conditions = reading.conditions
             self._events.append(reading)
 
-    def _on_letter(self, letter: str, now: float) -> None:
+    def _on_letter(self, letter: str) -> None:
         state = self._state
         if state is NibpState.STARTING:
             if letter == "O":
                 self._state = NibpState.MEASURING
                 self._awaiting = None
-            elif letter != "K":  # a 'K' here is a late one from an earlier abort
+            elif letter not in "AK":  # late replies to an abort sent just before the start
                 self._fail(_LETTER_WHILE_STARTING.get(letter, "nibp_module_error"), send_abort=False)
         elif state is NibpState.MEASURING:
             if letter in "KAT":

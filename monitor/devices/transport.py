@@ -8,8 +8,13 @@ the bytes is the codec's job; reconnecting is the adapter's.
 from __future__ import annotations
 
 import contextlib
+import queue
+import uuid
+from urllib.parse import urlsplit
 
 import serial
+
+from monitor.bus import MqttLink
 
 
 class LinkLost(Exception):
@@ -61,3 +66,60 @@ class SerialTransport:
         if port is not None:
             with contextlib.suppress(serial.SerialException, OSError):  # already gone: best effort
                 port.close()
+
+
+class MqttTransport:
+    """`mqtt://HOST:PORT/topic/of/the/device`: each `read()` returns one whole message (or b"").
+
+    Message boundaries are the framing of an MQTT device, so the codec receives exactly one message per
+    feed. The device's broker may be the clinic's one or its own.
+    """
+
+    def __init__(self, url: str, *, read_timeout: float = 0.2, client_id: str = "") -> None:
+        parsed = urlsplit(url)
+        if parsed.scheme != "mqtt" or not parsed.hostname or not parsed.path.strip("/"):
+            raise ValueError(f"{url!r}: expected mqtt://HOST:PORT/topic")
+        self.url = url
+        self.topic = parsed.path.lstrip("/")
+        self.read_timeout = read_timeout
+        self._messages: queue.SimpleQueue[bytes] = queue.SimpleQueue()
+        self._link = MqttLink(
+            f"{parsed.hostname}:{parsed.port or 1883}",
+            client_id or f"kap-mqtt-device-{uuid.uuid4().hex[:8]}",
+            subscriptions=[self.topic],
+            on_message=self._on_message,
+        )
+        self._opened = False
+
+    def _on_message(self, topic: str, payload: bytes, retained: bool) -> None:
+        self._messages.put(payload)
+
+    def open(self) -> None:
+        self._link.start()
+        self._opened = True
+        if not self._link.wait_connected(5):
+            self.close()
+            raise LinkLost(f"cannot reach the device's broker for {self.url}")
+
+    def read(self) -> bytes:
+        if not self._link.connected:
+            raise LinkLost(f"lost the device's broker for {self.url}")
+        try:
+            return self._messages.get(timeout=self.read_timeout)
+        except queue.Empty:
+            return b""
+
+    def write(self, data: bytes) -> None:
+        """MQTT devices take no commands from us; anything a driver sends is dropped."""
+
+    def close(self) -> None:
+        if self._opened:
+            self._opened = False
+            self._link.stop()
+
+
+def open_transport(url: str, baudrate: int, *, read_timeout: float) -> SerialTransport | MqttTransport:
+    """The transport a device URL names: `mqtt://...` subscribes, anything else is a pyserial URL."""
+    if url.startswith("mqtt://"):
+        return MqttTransport(url, read_timeout=read_timeout)
+    return SerialTransport(url, baudrate, read_timeout=read_timeout)
