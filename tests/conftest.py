@@ -198,13 +198,32 @@ class SimulatedRoom:
 @pytest.fixture
 def room1(mosquitto: Mosquitto, procs, tmp_path: Path) -> SimulatedRoom:  # type: ignore[no-untyped-def]
     link, db = tmp_path / "room1-ox", tmp_path / "kap.sqlite"
-    sim = procs("simulate", "--device", "oximeter:masimo-ascii", "--link", str(link), "--control",
-                "--period", "0.2", "--seed", "7")  # fmt: skip
+    sim = procs(
+        "simulate",
+        "--device",
+        "oximeter:masimo-ascii",
+        "--link",
+        str(link),
+        "--control",
+        "--period",
+        "0.2",
+        "--seed",
+        "7",
+    )
     sim.wait_for_output("simulating")
     sim.send(f"spo2 {SimulatedRoom.START_SPO2}")
     core = procs("core", "--broker", mosquitto.address, "--db", str(db))
     core.wait_for_output("core: recording")
-    gateway = procs("gateway", "--broker", mosquitto.address, "--site", "clinic", "--room", "room1",
-                    "--device", f"oximeter:masimo-ascii:{link}")  # fmt: skip
+    gateway = procs(
+        "gateway",
+        "--broker",
+        mosquitto.address,
+        "--site",
+        "clinic",
+        "--room",
+        "room1",
+        "--device",
+        f"oximeter:masimo-ascii:{link}",
+    )
     gateway.wait_for_output("gateway: clinic/room1/oximeter")
     return SimulatedRoom(sim, core, gateway, db)
