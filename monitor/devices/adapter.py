@@ -88,6 +88,7 @@ class DeviceAdapter:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"adapter-{room}-{spec.name}", daemon=True)
         self._last_status_sent = 0.0
+        self._last_numeric_at = 0.0
         self._last_key: tuple[str, str, frozenset[str], str] | None = None
         self._reject_kinds_logged: set[str] = set()
 
@@ -170,7 +171,8 @@ class DeviceAdapter:
             self._take_commands(now)
             transport.write(self.driver.poll(now))
             data = transport.read()
-            events = self.driver.feed(data, self._clock.now()) if data else []
+            # fed even when nothing came: a driver notices a device that stopped answering only with time
+            events = self.driver.feed(data, self._clock.now())
             for event in events:
                 if isinstance(event, DeviceReading):
                     last_reading = time.monotonic()
@@ -212,6 +214,11 @@ class DeviceAdapter:
 
     def _publish_reading(self, reading: DeviceReading) -> None:
         now = self._clock.now()
+        period = self.protocol.numeric_period_s
+        unchanged = reading.conditions == self.conditions and (reading.mode in (None, self.mode))
+        if period and unchanged and self.state == "online" and now - self._last_numeric_at < period:
+            return  # thinned: the next reading within the period carries the same news
+        self._last_numeric_at = now
         device_ts = reading.device_time.timestamp() if reading.device_time else None
         conditions = tuple(sorted(reading.conditions))
         if reading.mode is not None:

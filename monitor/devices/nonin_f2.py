@@ -19,10 +19,13 @@ chunking, and returns events; the codec owns no socket, thread, clock or logger.
 
 Decisions where the sources are silent (each is tested in tests/test_nonin_f2.py):
 
-- **Which SpO2.** The DeviceReading carries the SpO2 of frame 3 and the HR of frames 1-2: the 4-beat averages
-  Nonin formats "for recording", the pair the open-source drivers read first. The display (`-D`), fast,
-  beat-to-beat and extended (`E-`) variants are formatted for a local display or for other averaging, and
-  are kept in `DeviceReading.extra` as decimal strings so nothing the device said is lost.
+- **Which SpO2.** The DeviceReading carries the SpO2 of frame 3 and the HR of frames 1-2: the standard
+  (4-beat average) pair, the first values the reference lists and the ones NoninPulseOx decodes first. The
+  display (`-D`) variants are formatted for a local screen and may be smoothed or held through a brief loss
+  of signal **[unverified]**, and a monitor that alarms must not show a held number as current; the fast,
+  beat-to-beat and extended (`E-`) variants use other averaging. All of them are kept in
+  `DeviceReading.extra` as decimal strings (HR variants already combined) so nothing the device said is lost;
+  the reserved and timer frames are not.
 - **Validity.** SpO2 127 and HR 511 mean "no value": `Measurement(value=None, valid=False)`. Other values
   outside 0..100 % (SpO2) or 0..350 /min (HR, the same bound as the Masimo codec) keep their value but are
   `valid=False`. The SpO2 byte is not masked to 7 bits: a set bit 7 reads as out of range (invalid), the safe
@@ -46,8 +49,8 @@ Decisions where the sources are silent (each is tested in tests/test_nonin_f2.py
   Its reason says what the first skipped byte began: junk, a frame with a bad checksum, frames of a packet
   whose SYNC frame was not received (normal right after connecting mid-packet), or a packet cut off at frame
   k (by junk, a bad checksum, or a SYNC arriving early because frames were lost), which is dropped whole:
-  decoding resumes at the next SYNC. A frame with a bad checksum is never decoded. Bytes at the end of the
-  input that may still start a packet wait for more input; they are not reported yet.
+  decoding resumes at the next SYNC. A frame with a bad checksum is never decoded. A short run still going
+  at the end of the input is reported only when it ends: what follows may yet be a packet.
 - **Replies.** The device answers `initial_commands()` with ACK (06) or NAK (15). A run of skipped bytes
   made only of those (at most `MAX_REPLY_BYTES`) is a reply, not garbage: it is counted in `acks` / `naks`
   and not in `rejected`. Anything else in the run makes the whole run garbage.

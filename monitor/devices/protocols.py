@@ -86,12 +86,33 @@ class ProtocolSpec:
     #: speak when asked (their driver reports a missing answer itself)
     silence_timeout: float | None
     description: str
+    #: publish numerics at most this often (a device reporting faster is thinned; a change of its
+    #: conditions or mode is always published at once). 0 publishes every reading.
+    numeric_period_s: float = 0.0
 
 
 def _masimo() -> Driver:
     from monitor.devices.masimo_ascii import MasimoAsciiCodec
 
     return StreamDriver(MasimoAsciiCodec())
+
+
+def _nonin_f2() -> Driver:
+    from monitor.devices.nonin_f2 import NoninF2Codec
+
+    return StreamDriver(NoninF2Codec())
+
+
+def _alaris() -> Driver:
+    from monitor.devices.alaris_asena import AlarisAsenaDriver
+
+    return AlarisAsenaDriver()
+
+
+def _suntech() -> Driver:
+    from monitor.devices.suntech_nibp import SuntechNibpDriver
+
+    return SuntechNibpDriver()
 
 
 def _mqtt_json() -> Driver:
@@ -103,6 +124,28 @@ def _mqtt_json() -> Driver:
 PROTOCOLS: dict[str, ProtocolSpec] = {
     "masimo-ascii": ProtocolSpec(
         "masimo-ascii", _masimo, 9600, 3.5, "Masimo Radical-7 / Rad-8 / Radical-5 ASCII serial, 1 line/s"
+    ),
+    "nonin-f2": ProtocolSpec(
+        "nonin-f2",
+        _nonin_f2,
+        9600,
+        2.0,
+        "Nonin OEM III / 9560 / Xpod Data Format 2: 75 Hz frames, pleth waveform",
+        numeric_period_s=1.0,
+    ),
+    "alaris-asena": ProtocolSpec(
+        "alaris-asena",
+        _alaris,
+        38400,
+        10.0,
+        "BD Alaris Asena GH/CC infusion pump, read-only INF poll each second",
+    ),
+    "suntech-nibp": ProtocolSpec(
+        "suntech-nibp",
+        _suntech,
+        9600,
+        None,
+        "SunTech Advantage OEM NIBP module: the gateway runs the cycle (default 5 min) and measure-now",
     ),
     "mqtt-json": ProtocolSpec(
         "mqtt-json", _mqtt_json, 0, 15.0, "a device publishing our JSON schema on its own MQTT topic"

@@ -51,10 +51,12 @@ Decisions where the sources are silent (each is tested in tests/test_suntech_nib
   A measurement that fails is retried at the next cycle, not sooner. After a reconnect the schedule is
   kept (but nothing starts sooner than 2 s after it); if a measurement was running when the link went,
   its result is lost: the driver sends abort first (a cuff must not stay inflated) and starts again 2 s
-  later.
+  later. A start that is due when a failed measurement is being aborted goes out one poll after the
+  abort, never in the same write.
 - Sticky conditions: a failed measurement's condition (return code, no response, busy...) stays in every
   reading the driver emits (mode changes, cuff pressures) until a measurement succeeds, because the last
-  blood pressure a nurse can see is then stale, and that must stay visible. A success clears it.
+  blood pressure a nurse can see is then stale, and that must stay visible. A success clears it. A user
+  abort is treated the same way (`nibp_aborted` until the next success): the cycle's reading is missing.
 - Implausible numbers: a result with return code 0 whose numbers are not physiological (SYS outside
   30-300, DIA outside 10-250 or not below SYS, MAP not between DIA and SYS, PR outside 20-300) is reported,
   not dropped: all four values keep the device's numbers with valid=False and the reading carries
@@ -73,16 +75,19 @@ Decisions where the sources are silent (each is tested in tests/test_suntech_nib
   (checksum or framing wrong) or 'N' to a cuff or BP data request frees the request, so the next poll
   asks again; a garbled reply to start does not (resending start to a measuring module would get 'B'):
   the 2 s timeout decides.
-- Timer-driven events (no response, 180 s timeout) happen inside `poll()`, which can only return bytes;
-  they are queued and returned by the next `feed()`. The adapter therefore calls `feed(b"", now)` when a
-  read returned nothing, so those readings are not held back until the module talks again.
+- Timer-driven events (no response, 180 s timeout) are checked in `poll()` and in `feed()`. When `poll()`
+  finds one it can only return bytes, so the reading is queued and returned by the next `feed()`. The
+  adapter therefore calls `feed(b"", now)` when a read returned nothing, so those readings are not held
+  back until the module talks again.
 - Resynchronisation: bytes that cannot start a reply are garbage; one RejectedFrame is reported per
   contiguous run of garbage, when the run ends (at the next valid reply) or as soon as it reaches
   `JUNK_REPORT_BYTES`, whichever comes first, so the count and the events do not depend on how the bytes
   were chunked. A candidate with a bad checksum that contains no other `3E` is one corrupted reply and is
   rejected as such; if it contains a `3E`, only its first byte is garbage and the hunt goes on inside it,
   so a valid reply glued behind junk is never lost. For the same reason a candidate still waiting for its
-  bytes gives way to a complete valid reply that starts inside it.
+  bytes gives way to a complete valid reply that starts inside it. (The price: a BP data packet cut by
+  the transport whose first part happened to hold a complete valid reply would be lost and re-asked;
+  with physiological numbers the documented fields cannot form one.)
 - Abort is always sent when asked, even when the driver believes the module idle: a nurse pressing abort
   wants the cuff down, whatever the driver thinks.
 """
@@ -423,6 +428,7 @@ class SuntechNibpDriver:
         self._asked_at = 0.0
         self._last_cuff_request_at = float("-inf")
         self._fetch_attempts = 0
+        self._fetch_failure = "nibp_no_response"
         self._conditions: frozenset[str] = frozenset()
         self._outbox = bytearray()
         self._events: list[CodecEvent] = []
@@ -445,6 +451,10 @@ class SuntechNibpDriver:
     def next_measurement_at(self) -> float | None:
         """When the next automatic measurement starts (epoch s); None before the first connect."""
         return self._next_at
+
+    def details(self) -> dict[str, float | int | str | None]:
+        """What a screen needs to judge the cycle: its interval and when the next measurement is due."""
+        return {"interval_s": self._interval_s, "next_at": self._next_at}
 
     @property
     def state(self) -> NibpState:
@@ -489,18 +499,24 @@ class SuntechNibpDriver:
     def poll(self, now: float) -> bytes:
         if not self._connected:
             return b""
+        was_idle = self._state is NibpState.IDLE
         self._check_timers(now)
         state = self._state
         if state is NibpState.IDLE:
-            if self._measure_requested or (self._next_at is not None and now >= self._next_at):
+            # not in the same write as the abort of a measurement that just failed: one poll later
+            due = self._measure_requested or (self._next_at is not None and now >= self._next_at)
+            if due and was_idle:
                 self._start(now)
         elif state is NibpState.MEASURING:
             if self._awaiting is None and now - self._last_cuff_request_at >= CUFF_POLL_PERIOD_S:
                 self._last_cuff_request_at = now
                 self._ask(_Request.CUFF_PRESSURE, GET_CUFF_PRESSURE, now)
         elif state is NibpState.FETCHING and self._awaiting is None:
-            self._fetch_attempts += 1
-            self._ask(_Request.BP_DATA, GET_BP_DATA, now)
+            if self._fetch_attempts >= FETCH_ATTEMPTS:
+                self._fail(self._fetch_failure, send_abort=False)
+            else:
+                self._fetch_attempts += 1
+                self._ask(_Request.BP_DATA, GET_BP_DATA, now)
         out = bytes(self._outbox)
         self._outbox.clear()
         return out
@@ -541,6 +557,7 @@ class SuntechNibpDriver:
         self._next_at = now + self._interval_s
         self._state = NibpState.STARTING
         self._fetch_attempts = 0
+        self._fetch_failure = "nibp_no_response"
         self._last_cuff_request_at = float("-inf")
         self._ask(_Request.START, START_ADULT, now)
         self._emit_mode()
@@ -577,10 +594,12 @@ class SuntechNibpDriver:
             self._retry_fetch("nibp_no_response")
 
     def _retry_fetch(self, condition: str) -> None:
-        if self._fetch_attempts >= FETCH_ATTEMPTS:
-            self._fail(condition, send_abort=False)
-        else:
-            self._awaiting = None  # the next poll asks again
+        """Free the BP data request: the next poll asks again, or fails with `condition` after the last try.
+
+        The failure waits for that poll so that a valid reply arriving in the same bytes still counts.
+        """
+        self._awaiting = None
+        self._fetch_failure = condition
 
     def _on_garbled(self) -> None:
         if self._awaiting is _Request.CUFF_PRESSURE:
@@ -593,8 +612,11 @@ class SuntechNibpDriver:
         if isinstance(reply, LetterReply):
             self._on_letter(reply.letter)
         elif isinstance(reply, CuffPressureReply):
-            if state is NibpState.MEASURING and self._awaiting is _Request.CUFF_PRESSURE:
-                self._awaiting = None
+            # accepted whatever is awaited: a garbage run is only reported when the reply after it
+            # arrives, and that report has already freed the request (see _on_garbled)
+            if state is NibpState.MEASURING:
+                if self._awaiting is _Request.CUFF_PRESSURE:
+                    self._awaiting = None
                 low, high = CUFF_RANGE
                 cuff = Measurement(
                     code=mdc.NIBP_CUFF.code,
@@ -603,7 +625,7 @@ class SuntechNibpDriver:
                     valid=low <= reply.mmhg <= high,
                 )
                 self._emit_mode((cuff,))
-        elif state is NibpState.FETCHING and self._awaiting is _Request.BP_DATA:
+        elif state is NibpState.FETCHING:
             reading = result_reading(reply)
             self._state = NibpState.IDLE
             self._awaiting = None
