@@ -94,6 +94,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="number of simulated rooms, 1-50 (default 4)",
     )
+    demo.add_argument(
+        "--scenario",
+        default="routine-iv-infusion",
+        help="scenario every room plays: a name from simulators/scenarios/ or a .toml path "
+        "(default routine-iv-infusion)",
+    )
+    demo.add_argument("--speed", type=float, default=1.0, help="simulated seconds per second (default 1)")
 
     sim = sub.add_parser(
         "simulate",
@@ -220,7 +227,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "demo":
         from monitor.demo import run_demo
 
-        return run_demo(db=args.db, host=args.host, port=args.port, rooms=args.rooms)
+        if not 0 < args.speed <= 1000:
+            parser.error(f"--speed {args.speed:g}: expected a number above 0, at most 1000")
+        return run_demo(
+            db=args.db,
+            host=args.host,
+            port=args.port,
+            rooms=args.rooms,
+            scenario=args.scenario,
+            speed=args.speed,
+        )
     if args.command == "simulate":
         from simulators import run as sim_run
 

@@ -1,15 +1,18 @@
 """`kap-monitor demo`: the whole system in one process, nothing to install or configure.
 
-An embedded MQTT broker, a simulated Masimo oximeter per room writing real ASCII lines into a pty pair, a
-gateway reading each pty, the core recording into SQLite, and the dashboard. Each room plays a different
-scenario so there is something to see: stable, IV ketamine, desaturation, sensor coming off.
+An embedded MQTT broker; per room a scripted patient with a Nonin waveform oximeter, a SunTech NIBP cuff
+and an Alaris infusion pump, each writing its real protocol into a pty; a gateway reading every pty; the
+core recording into SQLite; and the dashboard. Every room plays the scenario given (a routine IV infusion
+by default), each with its own patient.
 """
 
 from __future__ import annotations
 
 import logging
+import shutil
 import socket
 import sys
+import tempfile
 from pathlib import Path
 
 from monitor.broker import EmbeddedBroker
@@ -17,14 +20,13 @@ from monitor.core import Core
 from monitor.devices.adapter import DeviceSpec
 from monitor.devices.gateway import Gateway, RoomConfig
 from monitor.webserver import serve_dashboard
-from simulators.masimo import MasimoSimulator
-from simulators.physiology import SCENARIOS
-from simulators.pty_link import PtyLink
+from simulators.room import SimulatedRoom
+from simulators.scenario_files import load_scenario
 
 log = logging.getLogger(__name__)
 
 SITE = "clinic"
-ROOM_SCENARIOS = ("stable", "ketamine-iv", "desaturation", "sensor-off")
+DEFAULT_SCENARIO = "routine-iv-infusion"
 
 
 def _port_is_free(host: str, port: int) -> bool:
@@ -37,30 +39,39 @@ def _port_is_free(host: str, port: int) -> bool:
     return True
 
 
-def run_demo(*, db: str, host: str, port: int, rooms: int = 4) -> int:
+def run_demo(
+    *, db: str, host: str, port: int, rooms: int = 4, scenario: str = DEFAULT_SCENARIO, speed: float = 1.0
+) -> int:
     if not _port_is_free(host, port):
         print(
             f"kap-monitor demo: port {port} on {host} is in use; choose another with --port N",
             file=sys.stderr,
         )
         return 2
+    try:
+        spec = load_scenario(scenario)
+    except ValueError as exc:
+        print(f"kap-monitor demo: {exc}", file=sys.stderr)
+        return 2
     Path(db).parent.mkdir(parents=True, exist_ok=True)
+    link_dir = Path(tempfile.mkdtemp(prefix="kap-demo-"))
     broker = EmbeddedBroker().start()
-    links: list[PtyLink] = []
-    simulators: list[MasimoSimulator] = []
-    room_configs: list[RoomConfig] = []
+    simulated: list[SimulatedRoom] = []
     core: Core | None = None
     gateway: Gateway | None = None
     try:
         for i in range(rooms):
-            name = f"room{i + 1}"
-            scenario = ROOM_SCENARIOS[i % len(ROOM_SCENARIOS)]
-            link = PtyLink()
-            links.append(link)
-            simulators.append(MasimoSimulator(link.write, scenario=SCENARIOS[scenario], seed=i + 1).start())
-            oximeter = DeviceSpec("oximeter", "masimo-ascii", link.slave_path)
-            room_configs.append(RoomConfig(SITE, name, (oximeter,)))
-            print(f"demo: {name}: simulated Masimo oximeter ({scenario}) on {link.slave_path}", flush=True)
+            room = SimulatedRoom(f"room{i + 1}", spec, link_dir, speed=speed, seed=i + 1).start()
+            simulated.append(room)
+        room_configs = [
+            RoomConfig(SITE, r.name, tuple(DeviceSpec(d.name, d.protocol, str(d.path)) for d in r.devices))
+            for r in simulated
+        ]
+        print(
+            f"demo: {rooms} rooms, scenario {scenario} at {speed:g}x: oximeter (nonin-f2), "
+            f"cuff (suntech-nibp), pump (alaris-asena) on ptys in {link_dir}",
+            flush=True,
+        )
         core = Core(broker.address, db, client_id="kap-core-demo").start()
         gateway = Gateway(broker.address, room_configs).start()
         print(f"demo: MQTT broker on {broker.address}; recording into {db}", flush=True)
@@ -75,10 +86,9 @@ def run_demo(*, db: str, host: str, port: int, rooms: int = 4) -> int:
     finally:
         if gateway is not None:
             gateway.stop()
-        for simulator in simulators:
-            simulator.stop()
-        for link in links:
-            link.close()
+        for room in simulated:
+            room.stop()
+        shutil.rmtree(link_dir, ignore_errors=True)
         if core is not None:
             core.wait_idle()
             core.stop()

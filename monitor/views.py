@@ -50,7 +50,8 @@ class RoomState:
 
 @dataclass(frozen=True, slots=True)
 class NumericView:
-    """One big number. `state` is "ok", or why none is shown: "no-data", "sensor", "offline", "invalid"."""
+    """One big number. `state` is "ok", or why none is shown: "no-data", "sensor", "offline", "invalid";
+    "absent" when no device in the room measures it."""
 
     label: str
     unit: str
@@ -243,6 +244,8 @@ def bedside_view(state: RoomState, now: float) -> BedsideView:
     spo2 = _numeric(state, mdc.SPO2, now)
     pulse = _numeric(state, mdc.PULSE_RATE, now)
     perfusion = _numeric(state, mdc.PERFUSION_INDEX, now, digits=2)
+    if mdc.PERFUSION_INDEX.code not in state.latest:  # this oximeter does not report PI: show nothing
+        perfusion = NumericView(perfusion.label, perfusion.unit, "--", "absent")
     newest = max(
         (o.ts for c, o in state.latest.items() if c in (mdc.SPO2.code, mdc.PULSE_RATE.code)), default=None
     )

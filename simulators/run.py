@@ -24,12 +24,21 @@ import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from types import FrameType
 from typing import Any, Final
 
 from simulators.masimo import VARIANTS, MasimoSimulator
-from simulators.physiology import SCENARIOS, VITAL_NAMES, SimulatedPatient, parse_sensor_state, parse_vital
+from simulators.physiology import (
+    SCENARIOS,
+    VITAL_NAMES,
+    Scenario,
+    SimulatedPatient,
+    parse_sensor_state,
+    parse_vital,
+)
 from simulators.pty_link import PtyLink
+from simulators.scenario_files import available_scenarios, load_scenario
 from simulators.tcp_link import TcpLink
 
 log = logging.getLogger(__name__)
@@ -92,6 +101,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument(
+        "--rooms",
+        type=int,
+        metavar="N",
+        help="simulate N complete rooms (oximeter nonin-f2, cuff suntech-nibp, pump alaris-asena) on ptys in "
+        "--link-dir, and write a rooms.toml there for `kap-monitor gateway --config`",
+    )
+    where.add_argument(
         "--link", metavar="PATH", help="symlink to create to the pty slave, the stable path a gateway opens"
     )
     where.add_argument(
@@ -103,7 +119,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--variant", choices=VARIANTS, default="radical7", help="Masimo model and line layout"
     )
-    parser.add_argument("--scenario", choices=sorted(SCENARIOS), default="stable", help="scripted patient")
+    parser.add_argument(
+        "--link-dir", metavar="DIR", default="var/sim", help="where --rooms puts its device links (var/sim)"
+    )
+    parser.add_argument(
+        "--scenario",
+        choices=sorted(set(SCENARIOS) | set(available_scenarios())),
+        default=None,
+        help="scripted patient: a file in simulators/scenarios/ "
+        "(default: stable; routine-iv-infusion with --rooms)",
+    )
     parser.add_argument(
         "--speed", type=positive_float, default=1.0, help="simulated seconds per wall second (default 1)"
     )
@@ -118,6 +143,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--control", action="store_true", help="read commands from stdin, one per line. " + CONTROL_HELP
     )
+
+
+def _scenario(name: str) -> Scenario:
+    """The in-code scenarios keep their exact behaviour; every other name is a scenario file."""
+    return SCENARIOS[name] if name in SCENARIOS else load_scenario(name).scenario
 
 
 class ControlError(ValueError):
@@ -210,6 +240,12 @@ def run(args: argparse.Namespace) -> int:
         logging.basicConfig(
             level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
         )
+    if args.rooms is not None:
+        from simulators.room import run_rooms
+
+        return run_rooms(
+            args.rooms, args.scenario or "routine-iv-infusion", args.speed, Path(args.link_dir), args.seed
+        )
     device: DeviceSpec = args.device
     link: PtyLink | TcpLink
     try:
@@ -232,7 +268,7 @@ def run(args: argparse.Namespace) -> int:
     simulator = MasimoSimulator(
         link.write,
         patient=patient,
-        scenario=SCENARIOS[args.scenario],
+        scenario=_scenario(args.scenario or "stable"),
         speed=args.speed,
         period=args.period,
         variant=args.variant,

@@ -114,6 +114,10 @@ class DeviceGateway:
 
     def start(self) -> None:
         self.link.start()
+        # connect before reading so the first readings and the first status are not queued behind a
+        # connection (paho would deliver them, but a broker seeing many clients at once is slower)
+        if not self.link.wait_connected(3):
+            log.warning("%s: broker not reachable yet; readings are queued until it is", self.link.client_id)
         self.adapter.start()
 
     def stop(self) -> None:

@@ -105,7 +105,7 @@ def _trend_figure(observations: list[Observation]) -> go.Figure:
 
 def _pleth_figure() -> go.Figure:
     fig = go.Figure()
-    fig.add_scattergl(
+    fig.add_scatter(
         x=[], y=[], mode="lines", line={"color": "#22d3ee", "width": 2}, connectgaps=False, hoverinfo="skip"
     )
     fig.update_layout(
