@@ -227,3 +227,20 @@ def room1(mosquitto: Mosquitto, procs, tmp_path: Path) -> SimulatedRoom:  # type
     )
     gateway.wait_for_output("gateway: clinic/room1/oximeter")
     return SimulatedRoom(sim, core, gateway, db)
+
+
+@pytest.fixture
+def room(mosquitto: Mosquitto, procs, tmp_path: Path) -> Iterator[tuple[object, Path]]:  # type: ignore[no-untyped-def]
+    """room1 with all three simulated devices (20x speed: a BP takes ~1.3 s), its gateway and the core."""
+    from simulators.room import SimulatedRoom, rooms_toml
+    from simulators.scenario_files import load_scenario
+
+    simulated = SimulatedRoom("room1", load_scenario("stable"), tmp_path / "links", speed=20, seed=5).start()
+    config, db = tmp_path / "rooms.toml", tmp_path / "kap.sqlite"
+    config.write_text(rooms_toml([simulated]))
+    procs("core", "--broker", mosquitto.address, "--db", str(db)).wait_for_output("core: recording")
+    procs("gateway", "--broker", mosquitto.address, "--config", str(config)).wait_for_output("room1/pump")
+    try:
+        yield simulated, db
+    finally:
+        simulated.stop()
