@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from urllib.parse import unquote
 
-from dash import Dash, Input, Output, State, ctx
+from dash import Dash, Input, Output, State, ctx, no_update
 from dash.backends.ws import DashWebsocketCallback
 from dash.exceptions import WebsocketDisconnected
 
@@ -61,7 +61,17 @@ def create_app(hub: LiveHub, store: EventLog, clock: Clock = SYSTEM_CLOCK, *, si
         prevent_initial_call=True,
     )
     def measure_now(n_clicks: int | None, page: dict[str, str] | None) -> str:
-        return bedside.send_measure(hub, clock, page) if n_clicks else ""
+        return bedside.send_measure(hub, clock, page) if n_clicks else no_update
+
+    @app.callback(
+        Output("measure-feedback", "children", allow_duplicate=True),
+        Input("bp-interval", "value"),
+        State("page-live", "data"),
+        prevent_initial_call=True,
+    )
+    def change_interval(minutes: str | None, page: dict[str, str] | None) -> str:
+        said = bedside.send_interval(hub, clock, page, minutes)
+        return no_update if said is None else said
 
     @app.callback(Input("url", "pathname"), persistent=True)
     async def stream_page(pathname: str | None) -> None:

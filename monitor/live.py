@@ -116,10 +116,19 @@ class LiveHub:
         with self._lock:
             self._subs.discard(sub)
 
-    def send_command(self, site: str, room: str, device: str, name: str, *, requested_by: str = "") -> str:
+    def send_command(
+        self,
+        site: str,
+        room: str,
+        device: str,
+        name: str,
+        args: dict[str, object] | None = None,
+        *,
+        requested_by: str = "",
+    ) -> str:
         """Publish a command for a device's gateway; its answer comes back as a CommandReply event."""
         request_id = uuid.uuid4().hex[:12]
-        payload = wire.encode_command(name, request_id=request_id, requested_by=requested_by)
+        payload = wire.encode_command(name, args, request_id=request_id, requested_by=requested_by)
         self.link.publish(wire.cmd_topic(site, room, device), payload)
         return request_id
 

@@ -1,8 +1,8 @@
 """The event log: an append-only SQLite file (WAL) that every screen and every replay is a projection of.
 
 Idempotent on redelivery: an observation is stored once per (site, room, device, seq), whatever QoS 1
-redelivers; a device status is stored when it changes (state, conditions, reason), not each time the
-broker re-sends the retained copy. Rows are never updated or deleted (triggers refuse it).
+redelivers; a device status is stored when it changes (state, conditions, reason, mode, details), not
+each time the broker re-sends the retained copy. Rows are never updated or deleted (triggers refuse it).
 Until sessions are started from the dashboard, each room's recording is one open session.
 """
 
@@ -63,8 +63,10 @@ class RoomRecording:
     last_event_ts: float | None
 
 
-def _status_key(status: DeviceStatus) -> tuple[str, tuple[str, ...], str, str]:
-    return (status.state, tuple(sorted(status.conditions)), status.reason, status.mode)
+def _status_key(status: DeviceStatus) -> tuple[str, tuple[str, ...], str, str, str]:
+    """What makes a status worth a row: everything but the counters, which change with every frame."""
+    details = json.dumps(status.details, sort_keys=True)
+    return (status.state, tuple(sorted(status.conditions)), status.reason, status.mode, details)
 
 
 class EventLog:
@@ -78,7 +80,7 @@ class EventLog:
         conn = self._conn()
         conn.executescript(SCHEMA)
         self._open_sessions: dict[tuple[str, str], int] = {}
-        self._last_status: dict[tuple[str, str, str], tuple[str, tuple[str, ...], str, str]] = {}
+        self._last_status: dict[tuple[str, str, str], tuple[str, tuple[str, ...], str, str, str]] = {}
         for row in conn.execute(
             "SELECT site, room, device, ts, state, body FROM events WHERE id IN "
             "(SELECT MAX(id) FROM events WHERE type = 'status' GROUP BY site, room, device)"

@@ -87,6 +87,7 @@ class BloodPressureView:
     problem: str  # the module's last error, in words
     device: str | None  # the cuff's device name, to send "measure" to
     feedback: str = ""  # what became of the last "measure" request
+    interval_min: int | None = None  # the cuff's automatic cycle, as its gateway reports it
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +136,11 @@ def blood_pressure_view(state: RoomState, now: float) -> BloodPressureView:
     problems = [c for c in (status.conditions if status else ()) if c.startswith("nibp_")]
     problem = ", ".join(condition_text(c) for c in problems)
     feedback = command_feedback(state, device, now)
+    interval = DEFAULT_NIBP_INTERVAL_S
+    reported = status.details.get("interval_s") if status is not None else None
+    if isinstance(reported, int | float) and reported > 0:
+        interval = float(reported)
+    interval_min = round(interval / 60) if status is not None else None
     sys_obs, dia_obs = state.latest.get(mdc.NIBP_SYS.code), state.latest.get(mdc.NIBP_DIA.code)
     mean_obs = state.latest.get(mdc.NIBP_MEAN.code)
     if sys_obs is None or dia_obs is None or sys_obs.value is None or dia_obs.value is None:
@@ -148,6 +154,7 @@ def blood_pressure_view(state: RoomState, now: float) -> BloodPressureView:
             problem,
             device,
             feedback,
+            interval_min,
         )
     if not (sys_obs.valid and dia_obs.valid):
         return BloodPressureView(
@@ -160,10 +167,8 @@ def blood_pressure_view(state: RoomState, now: float) -> BloodPressureView:
             problem,
             device,
             feedback,
+            interval_min,
         )
-    interval = DEFAULT_NIBP_INTERVAL_S
-    if status is not None and isinstance(status.details.get("interval_s"), int | float):
-        interval = float(status.details["interval_s"])  # type: ignore[arg-type]
     age = max(0.0, now - sys_obs.ts)
     overdue = age > interval + NIBP_OVERDUE_MARGIN_S
     mean_text = (
@@ -180,6 +185,7 @@ def blood_pressure_view(state: RoomState, now: float) -> BloodPressureView:
         problem,
         device,
         feedback,
+        interval_min,
     )
 
 
@@ -312,9 +318,10 @@ def command_feedback(state: RoomState, device: str | None, now: float) -> str:
     reply = state.replies.get(device) if device else None
     if reply is None or now - reply.ts > 60:
         return ""
+    what = reply.command.replace("_", " ")
     if reply.accepted:
-        return f"{reply.command}: accepted at {_clock_text(reply.ts)}"
-    return f"{reply.command}: refused: {reply.reason}"
+        return f"{what}: accepted at {_clock_text(reply.ts)}"
+    return f"{what}: refused: {reply.reason}"
 
 
 def chart_time(ts: float) -> str:

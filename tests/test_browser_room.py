@@ -9,6 +9,7 @@ import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
+from monitor.store import EventLog
 from tests.conftest import free_port
 
 pytestmark = pytest.mark.browser
@@ -61,6 +62,30 @@ def test_pleth_bp_and_pump_on_the_bedside_page(room, mosquitto, procs, browser) 
     browser.find_element(By.ID, "measure-bp").click()
     wait.until(lambda b: "measure: accepted" in text(b, "measure-feedback"))
     wait.until(lambda b: measured_at(b) not in ("", before))  # a new BP, measured on request
+
+    # the nurse changes the cycle to every 10 minutes; the gateway confirms and the screen follows
+    wait.until(
+        lambda b: b.find_element(By.CSS_SELECTOR, "#bp-interval").get_attribute("value") == "every 5 min"
+    )
+    browser.find_element(By.CSS_SELECTOR, "#bp-interval").click()
+    wait.until(
+        lambda b: [o for o in b.find_elements(By.CSS_SELECTOR, "[role=option]") if o.text == "every 10 min"]
+    )
+    next(
+        o for o in browser.find_elements(By.CSS_SELECTOR, "[role=option]") if o.text == "every 10 min"
+    ).click()
+    try:
+        wait.until(lambda b: "set interval: accepted" in text(b, "measure-feedback"))
+    except Exception:
+        raise AssertionError(f"feedback: {text(browser, 'measure-feedback')!r}") from None
+    wait.until(
+        lambda b: any(
+            s.details.get("interval_s") == 600
+            for s in EventLog(db).statuses("clinic", "room1")
+            if s.device == "nibp"
+        )
+    )  # the change of cycle is recorded
+    assert browser.find_element(By.CSS_SELECTOR, "#bp-interval").get_attribute("value") == "every 10 min"
 
     simulated.pump.raise_alarm("OCCLUSION")
     wait.until(lambda b: "occlusion" in text(b, "pump-alarms").lower())

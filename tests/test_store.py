@@ -70,3 +70,16 @@ def test_latest_observation_per_code(tmp_path: Path) -> None:
     log.append([obs(1, 97), obs(2, 93), pulse], received_at=5)
     latest = {o.code: o.value for o in log.latest_observations("clinic", "room1")}
     assert latest == {150456: 93, 149530: 80}
+
+
+def test_a_change_of_mode_or_details_is_a_new_status_but_counters_alone_are_not(tmp_path: Path) -> None:
+    log = EventLog(tmp_path / "kap.sqlite")
+
+    def cuff(mode: str, interval: int, frames: int) -> DeviceStatus:
+        return DeviceStatus("clinic", "room1", "nibp", 10.0 + frames, "online", "suntech-nibp", (), "",
+                            {"frames_ok": frames}, mode, {"interval_s": interval})  # fmt: skip
+
+    log.append([cuff("idle", 300, 1), cuff("idle", 300, 2), cuff("measuring", 300, 3), cuff("idle", 300, 4),
+                cuff("idle", 600, 5), cuff("idle", 600, 6)], received_at=20)  # fmt: skip
+    rows = [(s.mode, s.details["interval_s"]) for s in log.statuses("clinic", "room1")]
+    assert rows == [("idle", 300), ("measuring", 300), ("idle", 300), ("idle", 600)]

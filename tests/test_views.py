@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from monitor.model import DeviceStatus, Observation
-from monitor.views import STALE_AFTER_S, RoomState, bedside_view, trend_points
+from monitor.views import NIBP_OVERDUE_MARGIN_S, STALE_AFTER_S, RoomState, bedside_view, trend_points
 
 NOW = 1_800_000_000.0
 
@@ -74,3 +74,67 @@ def test_trend_draws_gaps_for_flagged_values() -> None:
     )
     assert points.spo2_y == [97, None]
     assert points.pulse_y == [70]
+
+
+def cuff(mode: str = "idle", conditions: tuple[str, ...] = (), interval_s: float = 300) -> DeviceStatus:
+    return DeviceStatus("clinic", "room1", "nibp", NOW - 500, "online", "suntech-nibp", conditions, "", {},
+                        mode, {"interval_s": interval_s, "next_at": None})  # fmt: skip
+
+
+def bp(sys_: float, dia: float, ts: float, valid: bool = True) -> list[Observation]:
+    return [Observation("clinic", "room1", "nibp", 1, ts, 150021, sys_, "mm[Hg]", valid),
+            Observation("clinic", "room1", "nibp", 2, ts, 150022, dia, "mm[Hg]", valid),
+            Observation("clinic", "room1", "nibp", 3, ts, 150023, 96, "mm[Hg]", valid)]  # fmt: skip
+
+
+def test_blood_pressure_shows_its_age_and_becomes_overdue_after_its_cycle_plus_margin() -> None:
+    fresh = bedside_view(room(cuff(), *bp(128, 82, NOW - 65)), NOW).blood_pressure
+    assert (fresh.text, fresh.mean_text, fresh.state, fresh.interval_min) == ("128/82", "(96)", "ok", 5)
+    assert fresh.age_text.endswith("65 s ago")
+    late = bedside_view(room(cuff(), *bp(128, 82, NOW - 300 - NIBP_OVERDUE_MARGIN_S - 1)), NOW).blood_pressure
+    assert late.state == "overdue" and "OVERDUE" in late.age_text
+    # a longer cycle chosen by the nurse moves the limit with it
+    slow = bedside_view(room(cuff(interval_s=900), *bp(128, 82, NOW - 500)), NOW).blood_pressure
+    assert (slow.state, slow.interval_min) == ("ok", 15)
+
+
+def test_a_failed_measurement_says_why_and_shows_no_numbers() -> None:
+    view = bedside_view(room(cuff(conditions=("nibp_loose_cuff",)), *bp(0, 0, NOW - 5, valid=False)), NOW)
+    assert view.blood_pressure.text == "--/--"
+    assert view.blood_pressure.state == "error"
+    assert view.blood_pressure.problem == "BP: loose cuff or leak"
+
+
+def test_cuff_pressure_is_shown_while_measuring() -> None:
+    inflating = Observation("clinic", "room1", "nibp", 9, NOW - 0.2, 150036, 145, "mm[Hg]", True)
+    view = bedside_view(room(cuff(mode="measuring"), inflating), NOW).blood_pressure
+    assert view.measuring and view.cuff_text == "Cuff 145 mmHg"
+
+
+def pump_status(
+    mode: str = "running", conditions: tuple[str, ...] = (), state: str = "online"
+) -> DeviceStatus:
+    return DeviceStatus("clinic", "room1", "pump", NOW - 100, state, "alaris-asena", conditions, "", {}, mode)
+
+
+def test_pump_rate_volume_mode_and_alarms() -> None:
+    rate = Observation("clinic", "room1", "pump", 1, NOW - 1, 157784, 52.5, "mL/h", True)
+    volume = Observation("clinic", "room1", "pump", 2, NOW - 1, 157864, 12.34, "mL", True)
+    view = bedside_view(room(pump_status(), rate, volume), NOW).pump
+    assert (view.rate_text, view.volume_text, view.mode_text, view.state) == (
+        "52.50",
+        "12.3",
+        "RUNNING",
+        "running",
+    )
+    alarm = bedside_view(room(pump_status(conditions=("pump_occlusion",)), rate, volume), NOW).pump
+    assert alarm.state == "alarm" and alarm.alarms == ("Pump: occlusion",)
+    gone = bedside_view(room(rate, volume, pump_status(state="offline")), NOW).pump
+    assert (gone.rate_text, gone.state) == ("--", "offline")
+    stale = bedside_view(room(pump_status(), rate, volume), NOW + 60).pump
+    assert stale.rate_text == "--"
+
+
+def test_perfusion_index_is_hidden_when_no_device_reports_it() -> None:
+    assert bedside_view(room(online(), reading(150456, 97)), NOW).perfusion.state == "absent"
+    assert bedside_view(room(online(), reading(150448, 3.6)), NOW).perfusion.text == "3.60"

@@ -33,6 +33,8 @@ from monitor.views import (
 MAX_TREND_POINTS = TREND_WINDOW_S + 120
 #: the pleth sweep: 6 s at 75 Hz
 PLETH_POINTS = 6 * 75
+#: the cuff cycles a nurse can choose (the module takes 1-60 min)
+BP_INTERVALS_MIN = (1, 2, 3, 5, 10, 15, 20, 30, 45, 60)
 
 NOTE_FOR_STATE = {
     "ok": "",
@@ -142,6 +144,16 @@ def _blood_pressure_block(view: BedsideView) -> html.Div:
             html.Div(bp.cuff_text or bp.problem, id="bp-note", className="numeric-note"),
             dmc.Group(
                 [
+                    dmc.Select(
+                        id="bp-interval",
+                        data=[{"value": str(m), "label": f"every {m} min"} for m in BP_INTERVALS_MIN],
+                        value=str(bp.interval_min) if bp.interval_min else None,
+                        disabled=bp.device is None,
+                        allowDeselect=False,
+                        w=150,
+                        size="md",
+                        comboboxProps={"withinPortal": True},
+                    ),
                     dmc.Button(
                         "Measure BP now",
                         id="measure-bp",
@@ -198,6 +210,10 @@ def _view_props(view: BedsideView) -> dict[str, dict[str, Any]]:
     props["bp-block"] = {"className": f"numeric bp state-{bp.state}" + (" measuring" if bp.measuring else "")}
     props["measure-bp"] = {"disabled": bp.device is None or bp.measuring}
     props["measure-feedback"] = {"children": bp.feedback}
+    props["bp-interval"] = {
+        "value": str(bp.interval_min) if bp.interval_min else None,
+        "disabled": bp.device is None,
+    }
     props["pump-rate"] = {"children": pump.rate_text}
     props["pump-volume"] = {"children": pump.volume_text}
     props["pump-mode"] = {"children": pump.mode_text}
@@ -278,6 +294,28 @@ def send_measure(hub: LiveHub, clock: Clock, page: dict[str, str] | None) -> str
         return "no blood-pressure cuff in this room"
     hub.send_command(page["site"], page["room"], device, "measure", requested_by="bedside")
     return "measurement requested..."
+
+
+def send_interval(hub: LiveHub, clock: Clock, page: dict[str, str] | None, minutes: str | None) -> str | None:
+    """The cycle selector: change the room's automatic BP interval (the gateway owns the cycle).
+
+    Returns None when there is nothing to say: the selector also changes when the screen shows the cycle
+    the gateway reports, and that echo must neither send a command nor blank the feedback line."""
+    if not page or page.get("page") != "bedside" or not minutes:
+        return None
+    state = hub.room_state((page["site"], page["room"]))
+    bp = blood_pressure_view(state, clock.now()) if state else None
+    if bp is None or bp.device is None or bp.interval_min == int(minutes):
+        return None
+    hub.send_command(
+        page["site"],
+        page["room"],
+        bp.device,
+        "set_interval",
+        {"minutes": int(minutes)},
+        requested_by="bedside",
+    )
+    return f"changing the cycle to every {minutes} min..."
 
 
 async def stream(ws: DashWebsocketCallback, hub: LiveHub, clock: Clock, room: dict[str, str]) -> None:
