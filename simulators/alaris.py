@@ -38,7 +38,6 @@ to read, or a reply lost, as on a real serial line nobody listens to.
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
 import random
@@ -47,8 +46,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Final, Self
+from typing import Final
 
 from monitor.devices.alaris_asena import (
     FrameError,
@@ -59,6 +57,7 @@ from monitor.devices.alaris_asena import (
     parse_frame,
 )
 from monitor.model import RejectedFrame
+from simulators.device_thread import DeviceThread, Writer, writer
 from simulators.pty_link import PtyLink
 
 __all__ = [
@@ -95,7 +94,6 @@ ALARM_WORDS: Final[dict[str, tuple[str, str, bool]]] = {
 }
 
 Reader = Callable[[], bytes]
-Writer = Callable[[bytes], int | None]
 #: a PtyLink (the simulator reads and writes its master), a file descriptor, or (read, write) callables:
 #: read returns what arrived (b"" for nothing); write returns the bytes taken (None: all) or raises
 #: BlockingIOError when it can take none
@@ -154,12 +152,17 @@ def _time_remaining(state: PumpState) -> str:
     return f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
-class AlarisPumpSimulator:
+class AlarisPumpSimulator(DeviceThread):
     """A simulated Alaris Asena GH/CC on a port: answers host commands from a thread (module docstring).
 
     Control methods (`start_infusion`, `stop_infusion`, `raise_alarm`...) may be called from any thread.
     `handle(data)` answers host bytes without the thread, for tests. `clock` gives monotonic seconds.
+    The thread and the non-blocking write are simulators.device_thread's, shared with the other device
+    simulators; what happens to a reply the port cannot take is the pump's own (`_send`).
     """
+
+    _device = "alaris"
+    _port_error = "port error"
 
     def __init__(
         self,
@@ -182,15 +185,15 @@ class AlarisPumpSimulator:
             link = port
             self._fd = link.master_fd
             self._read: Reader = lambda: os.read(link.master_fd, 4096)
-            self._write: Writer = link.write
+            write: Writer = link.write
         elif isinstance(port, int):
             fd = port
-            os.set_blocking(fd, False)
+            write = writer(fd)  # makes the descriptor non-blocking
             self._fd = fd
             self._read = lambda: os.read(fd, 4096)
-            self._write = lambda data: os.write(fd, data)
         else:
-            self._read, self._write = port
+            self._read, write = port
+        super().__init__(write)
         self.serial = serial
         self.speed = speed
         self.pressure_noise_mmhg = pressure_noise_mmhg
@@ -203,7 +206,6 @@ class AlarisPumpSimulator:
         self.bad_commands = 0  # bad CRC or not a frame: not answered
         self.unknown_commands = 0  # not implemented (remote control...): not answered
         self.replies_dropped = 0  # the port could take nothing
-        self.last_error: OSError | None = None
         self._random = random.Random(seed)
         self._splitter = FrameSplitter()
         self._lock = threading.RLock()
@@ -216,9 +218,6 @@ class AlarisPumpSimulator:
         self._near_end_raised = False  # once per program, as a pre-alarm
         self._log_id = 127904
         self._last_sync = clock()
-        self._pending = b""
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     # --- control -----------------------------------------------------------------------------------------
 
@@ -392,23 +391,6 @@ class AlarisPumpSimulator:
 
     # --- the thread ----------------------------------------------------------------------------------------
 
-    @property
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
-    def start(self) -> Self:
-        if self._thread is not None:
-            raise RuntimeError("AlarisPumpSimulator can be started once")
-        self._thread = threading.Thread(target=self._run, name="alaris-simulator", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self, timeout: float = 2.0) -> None:
-        """Stop the thread and wait for it (safe to call twice or before start)."""
-        self._stop.set()
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(timeout)
-
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
@@ -443,30 +425,12 @@ class AlarisPumpSimulator:
 
     def _send(self, reply: bytes) -> None:
         data = self._pending + reply
-        try:
-            taken = self._write(data)
-        except BlockingIOError:
-            taken = 0
-        except OSError as exc:
-            self._note_error(exc)
-            taken = 0
-        taken = len(data) if taken is None else max(0, min(int(taken), len(data)))
+        taken = self._offer(data)
         if taken == 0:
             self.replies_dropped += 1  # nobody reads: lost, as on a real line
             self._pending = b""
             return
         self._pending = data[taken:]  # a partly taken reply is finished first, never spliced
 
-    def _note_error(self, exc: OSError) -> None:
-        if self.last_error is None or self.last_error.errno != exc.errno:
-            level = logging.DEBUG if exc.errno == errno.EIO else logging.WARNING
-            log.log(level, "alaris simulator: port error: %s", exc)
-        self.last_error = exc
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
+    def _note_recovered(self) -> None:
+        """Keep `last_error` after a good write: here it is the last port error seen, not the current one."""

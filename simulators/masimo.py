@@ -21,18 +21,15 @@ it is not measuring: dashes.
 
 from __future__ import annotations
 
-import errno
 import logging
 import math
-import os
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from types import TracebackType
-from typing import Final, Self
+from typing import Final
 
+from simulators.device_thread import Output, PeriodicDevice, writer
 from simulators.physiology import SCENARIOS, Scenario, ScenarioPlayer, SimulatedPatient, Vitals
 
 log = logging.getLogger(__name__)
@@ -146,12 +143,7 @@ def format_masimo_line(
     return text.encode("ascii") + line_ending
 
 
-#: Where lines go: a file descriptor (written with os.write) or a callable with os.write's contract:
-#: it returns how many bytes it took (None: all of them) and raises BlockingIOError when it can take none.
-Output = int | Callable[[bytes], int | None]
-
-
-class MasimoSimulator:
+class MasimoSimulator(PeriodicDevice):
     """Writes one Masimo line per `period` seconds from a background thread, like the device's serial port.
 
     The patient is advanced `period * speed` simulated seconds per line (through a ScenarioPlayer), so the
@@ -161,10 +153,16 @@ class MasimoSimulator:
     Writing never blocks and never kills the thread. A serial line has no memory: a device talking to
     nobody loses its bytes. So when the output cannot take a line (EAGAIN on a full pty, EIO, a broken
     socket), the line is dropped and counted in `lines_dropped`. If an output takes only part of a line,
-    the rest is sent first at the next tick so the reader never sees two lines spliced together.
+    the rest is sent first at the next tick so the reader never sees two lines spliced together (the
+    thread and the writing are simulators.device_thread's, shared with the other device simulators).
 
-    For a file descriptor, the simulator puts it in non-blocking mode (it owns the writing side).
+    `output` is a file descriptor, which the simulator puts in non-blocking mode (it owns the writing
+    side), or a callable with os.write's contract (see simulators.device_thread.Output).
     """
+
+    _device = "masimo"
+    _port_error = "output error, dropping lines"
+    _port_recovered = "output writable again"
 
     def __init__(
         self,
@@ -184,12 +182,7 @@ class MasimoSimulator:
             raise ValueError(f"unknown Masimo variant {variant!r}; expected one of {', '.join(VARIANTS)}")
         if not period > 0:
             raise ValueError("period must be positive")
-        if isinstance(output, int):
-            os.set_blocking(output, False)
-            fd = output
-            self._write: Callable[[bytes], int | None] = lambda data: os.write(fd, data)
-        else:
-            self._write = output
+        super().__init__(writer(output))
         self.patient = patient if patient is not None else SimulatedPatient(seed)
         self.player = ScenarioPlayer(scenario or SCENARIOS["stable"], self.patient, speed)
         self.period = period
@@ -204,10 +197,6 @@ class MasimoSimulator:
         self.lines_written = 0
         #: lines generated but lost because the output could take nothing (no reader, buffer full, error)
         self.lines_dropped = 0
-        self.last_error: OSError | None = None
-        self._pending = b""
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self._tick_lock = threading.Lock()
 
     # --- one tick, usable without the thread --------------------------------------------------------
@@ -221,78 +210,8 @@ class MasimoSimulator:
             )
             self.last_vitals = vitals
             self.last_line = line
-            self._deliver(line)
-            return line
-
-    def _deliver(self, line: bytes) -> None:
-        if self._pending:
-            self._pending = self._pending[self._offer(self._pending) :]
-            if self._pending:
+            if self._deliver(line):
+                self.lines_written += 1
+            else:
                 self.lines_dropped += 1
-                return
-        taken = self._offer(line)
-        if taken == 0:
-            self.lines_dropped += 1
-            return
-        self._pending = line[taken:]
-        self.lines_written += 1
-
-    def _offer(self, data: bytes) -> int:
-        """Bytes of `data` the output took; 0 on EAGAIN or an I/O error (logged once, not every second)."""
-        try:
-            taken = self._write(data)
-        except BlockingIOError:
-            return 0  # nobody is reading and the buffer is full: exactly what a real line would lose
-        except OSError as exc:
-            if self.last_error is None or self.last_error.errno != exc.errno:
-                level = logging.DEBUG if exc.errno == errno.EIO else logging.WARNING
-                log.log(level, "masimo simulator: output error, dropping lines: %s", exc)
-            self.last_error = exc
-            return 0
-        if self.last_error is not None:
-            log.info("masimo simulator: output writable again")
-            self.last_error = None
-        return len(data) if taken is None else max(0, min(int(taken), len(data)))
-
-    # --- the thread ------------------------------------------------------------------------------------
-
-    @property
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
-    def start(self) -> Self:
-        """Start emitting: the first line at once, then one every `period` seconds."""
-        if self._thread is not None:
-            raise RuntimeError("MasimoSimulator can be started once")
-        self._thread = threading.Thread(target=self._run, name="masimo-simulator", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self, timeout: float = 2.0) -> None:
-        """Stop the thread and wait for it (safe to call twice or before start)."""
-        self._stop.set()
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(timeout)
-
-    def _run(self) -> None:
-        next_tick = time.monotonic()
-        while not self._stop.is_set():
-            try:
-                self.tick()
-            except Exception:  # a simulator that dies mid-demo is worse than one that logs and goes on
-                log.exception("masimo simulator: tick failed")
-            next_tick += self.period
-            delay = next_tick - time.monotonic()
-            if delay < -self.period:  # fell far behind (suspended, overloaded): resync, do not burst
-                next_tick = time.monotonic()
-                delay = 0.0
-            if self._stop.wait(max(0.0, delay)):
-                break
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
+            return line

@@ -24,16 +24,12 @@ one (its output is write-only: commands sent to it are ignored).
 
 from __future__ import annotations
 
-import errno
 import logging
 import math
-import os
 import random
 import threading
-import time
-from collections.abc import Callable, Sequence
-from types import TracebackType
-from typing import Final, Literal, Self
+from collections.abc import Sequence
+from typing import Final, Literal
 
 from monitor.devices.nonin_f2 import (
     FLOAT_FRAME,
@@ -52,6 +48,7 @@ from monitor.devices.nonin_f2 import (
     STATUS_SYNC,
     checksum,
 )
+from simulators.device_thread import Output, PeriodicDevice, writer
 from simulators.physiology import SCENARIOS, Scenario, ScenarioPlayer, SensorState, SimulatedPatient, Vitals
 
 log = logging.getLogger(__name__)
@@ -218,21 +215,21 @@ def _round_half_up(x: float) -> int:
     return math.floor(x + 0.5)
 
 
-#: Where packets go: a file descriptor (written with os.write) or a callable with os.write's contract:
-#: it returns how many bytes it took (None: all of them) and raises BlockingIOError when it can take none.
-Output = int | Callable[[bytes], int | None]
-
-
-class NoninSimulator:
+class NoninSimulator(PeriodicDevice):
     """Writes one Data Format 2 packet per `period` seconds (1/3 s, as the device) from a background thread.
 
-    Mirrors simulators.masimo.MasimoSimulator: the patient is advanced `period * speed` simulated seconds
-    per packet (through a ScenarioPlayer); writing never blocks and never kills the thread; a packet the
-    output cannot take (EAGAIN on a full pty, EIO, a broken socket) is dropped and counted in
-    `packets_dropped`, as a serial line with nobody listening loses bytes; if the output takes only part of
-    a packet, the rest goes out first at the next tick so the reader never sees a packet cut by another.
-    For a file descriptor, the simulator puts it in non-blocking mode (it owns the writing side).
+    Mirrors simulators.masimo.MasimoSimulator and shares its thread and writing (simulators.device_thread):
+    the patient is advanced `period * speed` simulated seconds per packet (through a ScenarioPlayer);
+    writing never blocks and never kills the thread; a packet the output cannot take (EAGAIN on a full
+    pty, EIO, a broken socket) is dropped and counted in `packets_dropped`, as a serial line with nobody
+    listening loses bytes; if the output takes only part of a packet, the rest goes out first at the next
+    tick so the reader never sees a packet cut by another. `output` is a file descriptor, which the
+    simulator puts in non-blocking mode (it owns the writing side), or a callable with os.write's contract.
     """
+
+    _device = "nonin"
+    _port_error = "output error, dropping packets"
+    _port_recovered = "output writable again"
 
     def __init__(
         self,
@@ -250,12 +247,7 @@ class NoninSimulator:
             raise ValueError("period must be positive")
         if data_format not in _DATA_FORMATS:
             raise ValueError(f"data_format must be one of {_DATA_FORMATS}, not {data_format}")
-        if isinstance(output, int):
-            os.set_blocking(output, False)
-            fd = output
-            self._write: Callable[[bytes], int | None] = lambda data: os.write(fd, data)
-        else:
-            self._write = output
+        super().__init__(writer(output))
         self.patient = patient if patient is not None else SimulatedPatient(seed)
         self.player = ScenarioPlayer(scenario or SCENARIOS["stable"], self.patient, speed)
         self.period = period
@@ -269,10 +261,6 @@ class NoninSimulator:
         self.packets_written = 0
         #: packets generated but lost because the output could take nothing (no reader, buffer full, error)
         self.packets_dropped = 0
-        self.last_error: OSError | None = None
-        self._pending = b""
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self._tick_lock = threading.Lock()
 
     # --- one tick, usable without the thread --------------------------------------------------------
@@ -300,78 +288,8 @@ class NoninSimulator:
             packet = self.make_packet(vitals)
             self.last_vitals = vitals
             self.last_packet = packet
-            self._deliver(packet)
-            return packet
-
-    def _deliver(self, packet: bytes) -> None:
-        if self._pending:
-            self._pending = self._pending[self._offer(self._pending) :]
-            if self._pending:
+            if self._deliver(packet):
+                self.packets_written += 1
+            else:
                 self.packets_dropped += 1
-                return
-        taken = self._offer(packet)
-        if taken == 0:
-            self.packets_dropped += 1
-            return
-        self._pending = packet[taken:]
-        self.packets_written += 1
-
-    def _offer(self, data: bytes) -> int:
-        """Bytes of `data` the output took; 0 on EAGAIN or an I/O error (logged once, not every packet)."""
-        try:
-            taken = self._write(data)
-        except BlockingIOError:
-            return 0  # nobody is reading and the buffer is full: exactly what a real line would lose
-        except OSError as exc:
-            if self.last_error is None or self.last_error.errno != exc.errno:
-                level = logging.DEBUG if exc.errno == errno.EIO else logging.WARNING
-                log.log(level, "nonin simulator: output error, dropping packets: %s", exc)
-            self.last_error = exc
-            return 0
-        if self.last_error is not None:
-            log.info("nonin simulator: output writable again")
-            self.last_error = None
-        return len(data) if taken is None else max(0, min(int(taken), len(data)))
-
-    # --- the thread ------------------------------------------------------------------------------------
-
-    @property
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
-    def start(self) -> Self:
-        """Start emitting: the first packet at once, then one every `period` seconds."""
-        if self._thread is not None:
-            raise RuntimeError("NoninSimulator can be started once")
-        self._thread = threading.Thread(target=self._run, name="nonin-simulator", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self, timeout: float = 2.0) -> None:
-        """Stop the thread and wait for it (safe to call twice or before start)."""
-        self._stop.set()
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(timeout)
-
-    def _run(self) -> None:
-        next_tick = time.monotonic()
-        while not self._stop.is_set():
-            try:
-                self.tick()
-            except Exception:  # a simulator that dies mid-demo is worse than one that logs and goes on
-                log.exception("nonin simulator: tick failed")
-            next_tick += self.period
-            delay = next_tick - time.monotonic()
-            if delay < -self.period:  # fell far behind (suspended, overloaded): resync, do not burst
-                next_tick = time.monotonic()
-                delay = 0.0
-            if self._stop.wait(max(0.0, delay)):
-                break
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
+            return packet

@@ -34,7 +34,6 @@ the same non-blocking master descriptor), a file descriptor, or a pair of callab
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
 import select
@@ -42,9 +41,9 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Final, Self
+from typing import Final
 
+from simulators.device_thread import DeviceThread, writer
 from simulators.pty_link import PtyLink
 
 log = logging.getLogger(__name__)
@@ -261,14 +260,19 @@ Output = Callable[[bytes], int | None]
 Input = Callable[[], bytes]
 
 
-class SuntechModuleSimulator:
+class SuntechModuleSimulator(DeviceThread):
     """A SuntechModule answering over a serial-like link from a background thread.
 
     `port` is a PtyLink (read and write its master), or a file descriptor (read and write it); or pass
     `read` and `write` callables. Nothing blocks and nothing kills the thread: EAGAIN and EIO on either
     side mean "nothing now"; bytes the output cannot take are dropped and counted in `bytes_dropped`, as
-    a serial line drops bytes nobody reads (a partial write's rest is sent first next time).
+    a serial line drops bytes nobody reads (a partial write's rest is sent first next time). The thread
+    and the non-blocking write are simulators.device_thread's, shared with the other device simulators.
     """
+
+    _device = "suntech"
+    _port_error = "link error, going on"
+    _port_recovered = "link usable again"
 
     def __init__(
         self,
@@ -284,14 +288,15 @@ class SuntechModuleSimulator:
         self.module = SuntechModule(bp_source, measure_seconds)
         #: the descriptor the host's bytes are read from, when there is one (the thread select()s on it)
         self._input_fd: int | None = None
-        self._output_fd = -1
         if isinstance(port, PtyLink):
             self._input_fd = port.master_fd
-            self._write: Output = port.write
+            if write is None:
+                write = port.write
         elif isinstance(port, int):
-            os.set_blocking(port, False)
-            self._input_fd = self._output_fd = port
-            self._write = self._write_fd
+            self._input_fd = port
+            fd_write = writer(port)  # makes the descriptor non-blocking, whoever writes
+            if write is None:
+                write = fd_write
         elif read is None or write is None:
             raise ValueError("give a PtyLink or a file descriptor, or both read and write callables")
         if read is not None:
@@ -299,17 +304,12 @@ class SuntechModuleSimulator:
             self._read: Input = read
         else:
             self._read = self._read_fd
-        if write is not None:
-            self._write = write
+        super().__init__(write)
         self.tick_seconds = tick_seconds
         self.clock = clock
         self.bytes_dropped = 0
-        self.last_error: OSError | None = None
         self._read_failed = False
-        self._pending = b""
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     # --- errors on demand (thread-safe) -------------------------------------------------------------
 
@@ -348,9 +348,6 @@ class SuntechModuleSimulator:
             return b""
         return os.read(self._input_fd, 4096)
 
-    def _write_fd(self, data: bytes) -> int:
-        return os.write(self._output_fd, data)
-
     def _safe_read(self) -> bytes:
         self._read_failed = False
         try:
@@ -375,43 +372,7 @@ class SuntechModuleSimulator:
             self.bytes_dropped += len(data)
         self._pending = data[taken:]
 
-    def _offer(self, data: bytes) -> int:
-        try:
-            taken = self._write(data)
-        except BlockingIOError:
-            return 0
-        except OSError as exc:
-            self._note_error(exc)
-            return 0
-        if self.last_error is not None:
-            log.info("suntech simulator: link usable again")
-            self.last_error = None
-        return len(data) if taken is None else max(0, min(int(taken), len(data)))
-
-    def _note_error(self, exc: OSError) -> None:
-        if self.last_error is None or self.last_error.errno != exc.errno:
-            level = logging.DEBUG if exc.errno == errno.EIO else logging.WARNING
-            log.log(level, "suntech simulator: link error, going on: %s", exc)
-        self.last_error = exc
-
     # --- the thread ----------------------------------------------------------------------------------
-
-    @property
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
-    def start(self) -> Self:
-        if self._thread is not None:
-            raise RuntimeError("SuntechModuleSimulator can be started once")
-        self._thread = threading.Thread(target=self._run, name="suntech-simulator", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self, timeout: float = 2.0) -> None:
-        """Stop the thread and wait for it (safe to call twice or before start)."""
-        self._stop.set()
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(timeout)
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -434,11 +395,3 @@ class SuntechModuleSimulator:
             select.select([self._input_fd], [], [], self.tick_seconds)
         except (OSError, ValueError):  # closed under us: the next read reports it
             self._stop.wait(self.tick_seconds)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
