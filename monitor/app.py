@@ -6,22 +6,25 @@ Pages live in monitor/layouts/ and render view models from monitor.views; this m
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from pathlib import Path
 from urllib.parse import unquote
 
-from dash import Dash, Input, Output, State, ctx, no_update
+from dash import ALL, ClientsideFunction, Dash, Input, Output, State, ctx, no_update
 from dash.backends.ws import DashWebsocketCallback
 from dash.exceptions import WebsocketDisconnected
 
-from monitor import wire
+from monitor import actions, wire
 from monitor.clock import SYSTEM_CLOCK, Clock
 from monitor.layouts import bedside, home, shell
 from monitor.live import LiveHub
+from monitor.model import ClinicalEvent
 from monitor.store import EventLog
 from monitor.views import RoomState
 
 ASSETS = Path(__file__).parent / "assets"
+log = logging.getLogger(__name__)
 
 
 def create_app(hub: LiveHub, store: EventLog, clock: Clock = SYSTEM_CLOCK, *, site: str = "clinic") -> Dash:
@@ -73,6 +76,115 @@ def create_app(hub: LiveHub, store: EventLog, clock: Clock = SYSTEM_CLOCK, *, si
         said = bedside.send_interval(hub, clock, page, minutes)
         return no_update if said is None else said
 
+    def record(event: ClinicalEvent | None, said: str) -> str:
+        if event is None:
+            return no_update
+        hub.record(event)
+        return said
+
+    def bedside_page(page: dict[str, str] | None) -> dict[str, str] | None:
+        return page if page and page.get("page") == "bedside" else None
+
+    @app.callback(
+        Output("clinical-feedback", "children", allow_duplicate=True),
+        Input({"type": "ack-alarm", "alarm": ALL}, "n_clicks"),
+        State("page-live", "data"),
+        State("author", "value"),
+        prevent_initial_call=True,
+    )
+    def acknowledge_one(clicks: list[int | None], page: dict[str, str] | None, author: str | None) -> str:
+        trigger = ctx.triggered_id
+        page = bedside_page(page)
+        # a re-rendered alarm list brings new buttons with no clicks: that is not a user acknowledging
+        if (
+            page is None
+            or not isinstance(trigger, dict)
+            or not ctx.triggered
+            or not ctx.triggered[0]["value"]
+        ):
+            return no_update
+        return record(actions.acknowledge(page, clock, author, str(trigger["alarm"])), "acknowledged")
+
+    @app.callback(
+        Output("clinical-feedback", "children", allow_duplicate=True),
+        Input("ack-all", "n_clicks"),
+        State("page-live", "data"),
+        State("author", "value"),
+        prevent_initial_call=True,
+    )
+    def acknowledge_all(n: int | None, page: dict[str, str] | None, author: str | None) -> str:
+        page = bedside_page(page)
+        if not n or page is None:
+            return no_update
+        return record(actions.acknowledge(page, clock, author), "all alarms acknowledged")
+
+    @app.callback(
+        Output("clinical-feedback", "children", allow_duplicate=True),
+        Input("pause-audio", "n_clicks"),
+        State("page-live", "data"),
+        State("author", "value"),
+        prevent_initial_call=True,
+    )
+    def pause_audio(n: int | None, page: dict[str, str] | None, author: str | None) -> str:
+        page = bedside_page(page)
+        if not n or page is None:
+            return no_update
+        return record(actions.pause_audio(page, clock, author), "audio paused")
+
+    @app.callback(
+        Output("clinical-feedback", "children", allow_duplicate=True),
+        Input({"type": "record-effect", "effect": ALL}, "n_clicks"),
+        State("effect-severity", "value"),
+        State("page-live", "data"),
+        State("author", "value"),
+        prevent_initial_call=True,
+    )
+    def record_side_effect(
+        clicks: list[int | None], severity: str, page: dict[str, str] | None, author: str | None
+    ) -> str:
+        trigger = ctx.triggered_id
+        page = bedside_page(page)
+        if (
+            page is None
+            or not isinstance(trigger, dict)
+            or not ctx.triggered
+            or not ctx.triggered[0]["value"]
+        ):
+            return no_update
+        effect = str(trigger["effect"])
+        event = actions.side_effect(page, clock, author, effect, severity or "moderate")
+        return record(event, f"recorded {severity} {effect.replace('_', ' ')}")
+
+    @app.callback(
+        Output("clinical-feedback", "children", allow_duplicate=True),
+        Output("note-text", "value"),
+        Input("add-note", "n_clicks"),
+        State("note-text", "value"),
+        State("page-live", "data"),
+        State("author", "value"),
+        prevent_initial_call=True,
+    )
+    def add_note(n: int | None, text: str | None, page: dict[str, str] | None, author: str | None):  # type: ignore[no-untyped-def]
+        page = bedside_page(page)
+        if not n or page is None:
+            return no_update, no_update
+        event = actions.note(page, clock, author, text or "")
+        if event is None:
+            return "a note needs some text", no_update
+        return record(event, "note recorded"), ""
+
+    app.clientside_callback(
+        ClientsideFunction("kap", "enableSound"),
+        Output("sound-state", "children"),
+        Input("enable-sound", "n_clicks"),
+        prevent_initial_call=True,
+    )
+    app.clientside_callback(
+        ClientsideFunction("kap", "sound"),
+        Output("sound-state", "title"),
+        Input("alarm-sound", "data"),
+    )
+
     @app.callback(Input("url", "pathname"), persistent=True)
     async def stream_page(pathname: str | None) -> None:
         """The page's live feed: one persistent WebSocket callback per open page.
@@ -87,10 +199,19 @@ def create_app(hub: LiveHub, store: EventLog, clock: Clock = SYSTEM_CLOCK, *, si
         page = await _mounted_page(ws)
         if page is None:
             return
-        if page.get("page") == "bedside":
-            await bedside.stream(ws, hub, clock, page)
-        elif page.get("page") == "home":
-            await home.stream(ws, hub, clock)
+        log.debug("live stream for %s started", pathname)
+        while not ws.is_shutdown:
+            try:
+                if page.get("page") == "bedside":
+                    await bedside.stream(ws, hub, clock, page)
+                elif page.get("page") == "home":
+                    await home.stream(ws, hub, clock)
+                return
+            except Exception:
+                # a bug in a page's stream must not freeze the screen a nurse trusts: say it loudly and
+                # start the stream again (it resends everything the page shows)
+                log.exception("live stream for %s failed; restarting it", pathname)
+                await asyncio.sleep(1.0)
 
     return app
 

@@ -138,6 +138,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     core.add_argument("--broker", type=_broker_arg, default="127.0.0.1:1883")
     core.add_argument("--db", default=DEFAULT_DB)
+    core.add_argument(
+        "--profile",
+        metavar="PROFILE.toml",
+        help="the clinic's alarm profile (default: the shipped ketamine session profile)",
+    )
 
     web = sub.add_parser(
         "web",
@@ -199,9 +204,15 @@ def run_gateway(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
 
 
 def run_core(args: argparse.Namespace) -> int:
+    from monitor.alarm_profile import load_profile
     from monitor.core import Core
 
-    core = Core(args.broker, args.db).start()
+    try:
+        profile = load_profile(args.profile)
+    except (OSError, ValueError) as exc:
+        print(f"kap-monitor core: {exc}", file=sys.stderr)
+        return 2
+    core = Core(args.broker, args.db, profile=profile).start()
     print(f"core: recording kap/# from {args.broker} into {args.db}", flush=True)
     _wait_for_signal()
     core.stop()

@@ -19,13 +19,13 @@ from dataclasses import dataclass, field
 from monitor import wire
 from monitor.bus import MqttLink
 from monitor.clock import SYSTEM_CLOCK, Clock
-from monitor.model import CommandReply, DeviceStatus, Observation
+from monitor.model import AlarmTransition, ClinicalEvent, CommandReply, DeviceStatus, Observation
 from monitor.store import EventLog
 from monitor.views import RoomState
 
 log = logging.getLogger(__name__)
 
-LiveEvent = Observation | DeviceStatus | CommandReply
+LiveEvent = Observation | DeviceStatus | CommandReply | AlarmTransition | ClinicalEvent
 MAX_PENDING = 5000
 
 
@@ -69,7 +69,13 @@ class LiveHub:
             broker,
             client_id,
             on_message=self._on_message,
-            subscriptions=[f"{wire.ROOT}/+/+/+/obs", f"{wire.ROOT}/+/+/+/status", f"{wire.ROOT}/+/+/+/reply"],
+            subscriptions=[
+                f"{wire.ROOT}/+/+/+/obs",
+                f"{wire.ROOT}/+/+/+/status",
+                f"{wire.ROOT}/+/+/+/reply",
+                f"{wire.ROOT}/+/+/alarms",
+                f"{wire.ROOT}/+/+/events",
+            ],
         )
 
     def start(self) -> LiveHub:
@@ -87,6 +93,10 @@ class LiveHub:
                 state.apply(obs)
             for status in self.store.statuses(rec.site, rec.room):
                 state.apply(status)
+            for event in self.store.clinical_events(rec.site, rec.room):
+                state.apply(event)
+            for transition in self.store.alarms(rec.site, rec.room):
+                state.apply(transition)
             self._rooms[(rec.site, rec.room)] = state
 
     # ---- queries for pages ----------------------------------------------------------------------------
@@ -132,6 +142,10 @@ class LiveHub:
         self.link.publish(wire.cmd_topic(site, room, device), payload)
         return request_id
 
+    def record(self, event: ClinicalEvent) -> None:
+        """A note, side effect or alarm action from a page: to the core, which validates and stores it."""
+        self.link.publish(wire.events_topic(event.site, event.room), wire.encode_clinical_event(event))
+
     # ---- from the broker ------------------------------------------------------------------------------
 
     def _on_message(self, topic: str, payload: bytes, retained: bool) -> None:
@@ -144,6 +158,10 @@ class LiveHub:
                 event = wire.decode_status(parsed, payload)
             elif parsed.kind == "reply":
                 event = wire.decode_reply(parsed, payload)
+            elif parsed.kind == "alarms":
+                event = wire.decode_alarm(parsed, payload)
+            elif parsed.kind == "events":
+                event = wire.decode_clinical_event(parsed, payload, self.clock.now())
             else:
                 return
         except wire.WireError as exc:

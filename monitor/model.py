@@ -107,3 +107,74 @@ class CommandReply:
     accepted: bool
     reason: str = ""
     request_id: str = ""
+
+
+#: what the nurse (or another clinic system) records, on `kap/<site>/<room>/events`
+CLINICAL_EVENT_TYPES = ("note", "side_effect", "alarm_ack", "audio_pause", "limit_change")
+SIDE_EFFECTS = (
+    "nausea",
+    "vomiting",
+    "dizziness",
+    "confusion",
+    "agitation",
+    "dissociation",
+    "headache",
+    "hypersalivation",
+    "chest_pain",
+    "other",
+)
+SEVERITIES = ("mild", "moderate", "severe")
+
+
+@dataclass(frozen=True, slots=True)
+class ClinicalEvent:
+    """A note, a side-effect observation, or an operator's action on the room's alarms.
+
+    `event_id` is the idempotency key (the sender's, or one the dashboard makes): stored once. Fields that
+    do not belong to the `type` stay empty. A limit change names the profile rule and its new limit.
+    """
+
+    site: str
+    room: str
+    ts: float
+    type: str  # one of CLINICAL_EVENT_TYPES
+    author: str
+    event_id: str
+    text: str = ""  # note (and optional free text of a side effect)
+    effect: str = ""  # side_effect: one of SIDE_EFFECTS
+    severity: str = ""  # side_effect: one of SEVERITIES
+    alarm_id: str = ""  # alarm_ack: the alarm acknowledged ("" = every active alarm of the room)
+    rule: str = ""  # limit_change: the rule's id in the alarm profile
+    limit: float | None = None  # limit_change: the new limit
+
+
+ALARM_STATES = ("active", "acknowledged", "audio_paused", "escalated", "cleared")
+PRIORITIES = ("high", "medium", "low")
+ALARM_KINDS = ("physiological", "technical", "clinical")
+
+
+@dataclass(frozen=True, slots=True)
+class AlarmTransition:
+    """One change of one alarm, published on `kap/<site>/<room>/alarms` and kept in the event log.
+
+    `id` names the alarm for its whole life (activation to clearing); `condition` names what raised it
+    (a profile rule id, `device_offline:<device>`, `side_effect:<effect>`...). `value` and `limit` say what
+    crossed what, for physiological alarms. `user` is who acknowledged or paused; `source_event` the
+    clinical event (note, side effect) that raised it, if any.
+    """
+
+    site: str
+    room: str
+    id: str
+    ts: float
+    state: str  # one of ALARM_STATES
+    priority: str  # one of PRIORITIES
+    kind: str  # one of ALARM_KINDS
+    condition: str
+    message: str
+    value: float | None = None
+    limit: float | None = None
+    device: str = ""
+    user: str = ""
+    source_event: str = ""
+    latched: bool = False  # active only because it latches: its condition is gone

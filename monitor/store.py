@@ -11,11 +11,13 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from monitor.model import DeviceStatus, Observation
+from monitor.model import AlarmTransition, ClinicalEvent, DeviceStatus, Observation
+
+LogEvent = Observation | DeviceStatus | ClinicalEvent | AlarmTransition
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessions (
@@ -47,6 +49,11 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE UNIQUE INDEX IF NOT EXISTS events_obs_once ON events(site, room, device, seq) WHERE type = 'obs';
 CREATE INDEX IF NOT EXISTS events_trend ON events(site, room, code, ts) WHERE type = 'obs';
 CREATE INDEX IF NOT EXISTS events_session ON events(session_id, id);
+CREATE UNIQUE INDEX IF NOT EXISTS events_clinical_once
+    ON events(site, room, json_extract(body, '$.event_id')) WHERE type = 'clinical';
+CREATE UNIQUE INDEX IF NOT EXISTS events_alarm_once
+    ON events(site, room, json_extract(body, '$.id'), state, ts) WHERE type = 'alarm';
+CREATE INDEX IF NOT EXISTS events_room_type ON events(site, room, type, id);
 CREATE TRIGGER IF NOT EXISTS events_no_update BEFORE UPDATE ON events
     BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS events_no_delete BEFORE DELETE ON events
@@ -129,23 +136,69 @@ class EventLog:
 
     # ---- appending ------------------------------------------------------------------------------------
 
-    def append(self, events: Sequence[Observation | DeviceStatus], received_at: float) -> int:
+    def append(self, events: Sequence[LogEvent], received_at: float) -> int:
         """Append a batch in one transaction; returns how many were new (duplicates are skipped)."""
-        stored = 0
+        return len(self.append_new(events, received_at))
+
+    def append_new(self, events: Sequence[LogEvent], received_at: float) -> list[LogEvent]:
+        """Append a batch in one transaction; returns the events that were new, in order."""
+        new: list[LogEvent] = []
         with self._write_lock:
             conn = self._conn()
             conn.execute("BEGIN IMMEDIATE")
             try:
                 for event in events:
                     if isinstance(event, Observation):
-                        stored += self._append_observation(conn, event, received_at)
+                        stored = self._append_observation(conn, event, received_at)
+                    elif isinstance(event, DeviceStatus):
+                        stored = self._append_status(conn, event, received_at)
+                    elif isinstance(event, ClinicalEvent):
+                        stored = self._append_clinical(conn, event, received_at)
                     else:
-                        stored += self._append_status(conn, event, received_at)
+                        stored = self._append_alarm(conn, event, received_at)
+                    if stored:
+                        new.append(event)
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
-        return stored
+        return new
+
+    def _append_clinical(self, conn: sqlite3.Connection, event: ClinicalEvent, received_at: float) -> int:
+        session_id = self.open_session(event.site, event.room, event.ts)
+        body = {
+            k: getattr(event, k)
+            for k in ("type", "author", "event_id", "text", "effect", "severity", "alarm_id", "rule", "limit")
+        }
+        cur = conn.execute(
+            "INSERT OR IGNORE INTO events(session_id, site, room, device, type, ts, body, received_at)"
+            " VALUES (?, ?, ?, '', 'clinical', ?, ?, ?)",
+            (session_id, event.site, event.room, event.ts, json.dumps(body), received_at),
+        )
+        return cur.rowcount
+
+    def _append_alarm(self, conn: sqlite3.Connection, t: AlarmTransition, received_at: float) -> int:
+        session_id = self.open_session(t.site, t.room, t.ts)
+        body = {
+            k: getattr(t, k)
+            for k in (
+                "id",
+                "priority",
+                "kind",
+                "condition",
+                "message",
+                "user",
+                "source_event",
+                "latched",
+                "limit",
+            )
+        }
+        cur = conn.execute(
+            "INSERT OR IGNORE INTO events(session_id, site, room, device, type, ts, value, state, body,"
+            " received_at) VALUES (?, ?, ?, ?, 'alarm', ?, ?, ?, ?, ?)",
+            (session_id, t.site, t.room, t.device, t.ts, t.value, t.state, json.dumps(body), received_at),
+        )
+        return cur.rowcount
 
     def _append_observation(self, conn: sqlite3.Connection, obs: Observation, received_at: float) -> int:
         session_id = self.open_session(obs.site, obs.room, obs.ts)
@@ -262,6 +315,56 @@ class EventLog:
         )
         return [_status_from_parts(site, room, d, ts, state, body) for d, ts, state, body in rows]
 
+    def alarms(self, site: str, room: str) -> list[AlarmTransition]:
+        """Every alarm transition of the room, in log order."""
+        rows = self._conn().execute(
+            "SELECT device, ts, value, state, body FROM events WHERE type = 'alarm' AND site = ? AND room = ?"
+            " ORDER BY id",
+            (site, room),
+        )
+        return [_alarm_from_parts(site, room, *row) for row in rows]
+
+    def clinical_events(self, site: str, room: str) -> list[ClinicalEvent]:
+        rows = self._conn().execute(
+            "SELECT ts, body FROM events WHERE type = 'clinical' AND site = ? AND room = ? ORDER BY id",
+            (site, room),
+        )
+        return [_clinical_from_parts(site, room, ts, body) for ts, body in rows]
+
+    def log(
+        self,
+        site: str,
+        room: str,
+        *,
+        types: Iterable[str] = ("obs", "status", "clinical"),
+        session_id: int | None = None,
+    ) -> Iterator[tuple[float, LogEvent]]:
+        """The room's events in log order with the time the core received each: what the alarm engine saw
+        live, so feeding them to it again reproduces its transitions exactly."""
+        type_list = list(types)
+        sql = (
+            "SELECT type, device, seq, ts, code, value, unit, valid, state, body, received_at FROM events"
+            f" WHERE site = ? AND room = ? AND type IN ({','.join('?' * len(type_list))})"
+        )
+        args: list[object] = [site, room, *type_list]
+        if session_id is not None:
+            sql += " AND session_id = ?"
+            args.append(session_id)
+        for type_, device, seq, ts, code, value, unit, valid, state, body, received in self._conn().execute(
+            sql + " ORDER BY id", args
+        ):
+            if type_ == "obs":
+                yield (
+                    received,
+                    _observation_from_row(site, room, (device, seq, ts, code, value, unit, valid, body)),
+                )
+            elif type_ == "status":
+                yield received, _status_from_parts(site, room, device, ts, state, body)
+            elif type_ == "clinical":
+                yield received, _clinical_from_parts(site, room, ts, body)
+            else:
+                yield received, _alarm_from_parts(site, room, device, ts, value, state, body)
+
     def count(self, type_: str = "obs") -> int:
         return int(self._conn().execute("SELECT COUNT(*) FROM events WHERE type = ?", (type_,)).fetchone()[0])
 
@@ -300,4 +403,45 @@ def _status_from_parts(site: str, room: str, device: str, ts: float, state: str,
         dict(extra.get("counters", {})),
         extra.get("mode", ""),
         dict(extra.get("details", {})),
+    )
+
+
+def _clinical_from_parts(site: str, room: str, ts: float, body: str) -> ClinicalEvent:
+    b = json.loads(body)
+    return ClinicalEvent(
+        site,
+        room,
+        ts,
+        b["type"],
+        b["author"],
+        b["event_id"],
+        b.get("text", ""),
+        b.get("effect", ""),
+        b.get("severity", ""),
+        b.get("alarm_id", ""),
+        b.get("rule", ""),
+        b.get("limit"),
+    )
+
+
+def _alarm_from_parts(
+    site: str, room: str, device: str, ts: float, value: float | None, state: str, body: str
+) -> AlarmTransition:
+    b = json.loads(body)
+    return AlarmTransition(
+        site,
+        room,
+        b["id"],
+        ts,
+        state,
+        b["priority"],
+        b["kind"],
+        b["condition"],
+        b["message"],
+        value,
+        b.get("limit"),
+        device,
+        b.get("user", ""),
+        b.get("source_event", ""),
+        bool(b.get("latched", False)),
     )

@@ -11,7 +11,7 @@ from datetime import datetime
 
 from monitor import mdc
 from monitor.conditions import SENSOR_PROBLEMS, condition_text
-from monitor.model import CommandReply, DeviceStatus, Observation
+from monitor.model import AlarmTransition, ClinicalEvent, CommandReply, DeviceStatus, Observation
 
 #: an oximeter reading older than this is not shown as current (it sends one a second)
 STALE_AFTER_S = 10.0
@@ -22,6 +22,12 @@ DEFAULT_NIBP_INTERVAL_S = 300.0
 NIBP_OVERDUE_MARGIN_S = 120.0
 #: pump readings older than this are not shown as current (it is polled every second)
 PUMP_STALE_AFTER_S = 10.0
+
+#: the notes and side effects a bedside page lists
+MAX_CLINICAL_SHOWN = 50
+#: IEC 60601-1-8: audio paused for at most 2 minutes (the engine's profile may choose less)
+AUDIO_PAUSE_S = 120.0
+PRIORITY_RANK = {"high": 0, "medium": 1, "low": 2}
 
 NIBP_CODES = frozenset({mdc.NIBP_SYS.code, mdc.NIBP_DIA.code, mdc.NIBP_MEAN.code, mdc.NIBP_CUFF.code})
 PUMP_CODES = frozenset({mdc.INFUSION_RATE.code, mdc.VOLUME_INFUSED.code, mdc.VTBI_REMAINING.code})
@@ -34,9 +40,30 @@ class RoomState:
     latest: dict[int, Observation] = field(default_factory=dict)
     devices: dict[str, DeviceStatus] = field(default_factory=dict)
     replies: dict[str, CommandReply] = field(default_factory=dict)
+    #: the latest transition of every alarm that is not cleared
+    alarms: dict[str, AlarmTransition] = field(default_factory=dict)
+    #: the session's notes and side-effect observations, newest last
+    clinical: list[ClinicalEvent] = field(default_factory=list)
+    #: event_id of a note or side effect -> the alerts it raised (condition -> priority)
+    raised_by: dict[str, dict[str, str]] = field(default_factory=dict)
 
-    def apply(self, event: Observation | DeviceStatus | CommandReply) -> None:
-        if isinstance(event, CommandReply):
+    def apply(
+        self, event: Observation | DeviceStatus | CommandReply | AlarmTransition | ClinicalEvent
+    ) -> None:
+        if isinstance(event, AlarmTransition):
+            if event.source_event:
+                self.raised_by.setdefault(event.source_event, {})[event.condition] = event.priority
+            if event.state == "cleared":
+                self.alarms.pop(event.id, None)
+            else:
+                self.alarms[event.id] = event
+        elif isinstance(event, ClinicalEvent):
+            if event.type in ("note", "side_effect") and all(
+                e.event_id != event.event_id for e in self.clinical
+            ):
+                self.clinical.append(event)
+                del self.clinical[:-MAX_CLINICAL_SHOWN]
+        elif isinstance(event, CommandReply):
             self.replies[event.device] = event
         elif isinstance(event, Observation):
             current = self.latest.get(event.code)
@@ -304,13 +331,22 @@ class TrendPoints:
         return bool(self.spo2_x or self.pulse_x)
 
 
-def pleth_samples(observations: list[Observation]) -> list[int | None]:
-    """Samples of the new pleth blocks in order; a block from a sensor that is off draws a gap."""
-    out: list[int | None] = []
+def pleth_samples(observations: list[Observation]) -> tuple[list[float], list[int | None]]:
+    """Times and values of the new pleth samples; a block from a sensor that is off draws a gap.
+
+    Each sample is placed at its own time (the block's receipt, back by one sample period per sample), in
+    seconds within the day: the sweep is right whichever stream sends it (a page's stream restarts when its
+    WebSocket reconnects), and short numbers keep the bytes to the browser low.
+    """
+    xs: list[float] = []
+    ys: list[int | None] = []
     for obs in observations:
-        if obs.code == mdc.PLETH.code and obs.samples:
-            out.extend(obs.samples if obs.valid else [None] * len(obs.samples))
-    return out
+        if obs.code == mdc.PLETH.code and obs.samples and obs.sample_rate:
+            n = len(obs.samples)
+            first = (obs.ts % 86400) - (n - 1) / obs.sample_rate
+            xs.extend(round(first + i / obs.sample_rate, 3) for i in range(n))
+            ys.extend(obs.samples if obs.valid else [None] * n)
+    return xs, ys
 
 
 def command_feedback(state: RoomState, device: str | None, now: float) -> str:
@@ -359,3 +395,149 @@ def room_card_view(state: RoomState, now: float) -> RoomCardView:
     return RoomCardView(
         state.site, state.room, view.spo2.text, view.pulse.text, view.device_state, view.device_text
     )
+
+
+@dataclass(frozen=True, slots=True)
+class AlarmView:
+    """One alarm on the bedside list. `css` carries priority and whether it flashes (IEC 60601-1-8:
+    high red ~2 Hz, medium yellow slower, low steady); acknowledged and paused alarms do not flash."""
+
+    id: str
+    priority: str
+    state: str
+    kind: str
+    message: str
+    detail: str  # "value 86 %, limit 88 %" / "acknowledged by Ana at 14:03"
+    since: str
+    css: str
+    can_acknowledge: bool
+
+
+@dataclass(frozen=True, slots=True)
+class AlarmPanelView:
+    alarms: tuple[AlarmView, ...]
+    sound: str | None  # the priority the browser should sound now, None for silence
+    paused_text: str  # "Audio paused 1:37" while paused
+    summary: str  # "2 alarms: 1 high, 1 medium"
+
+
+def _number(value: float | None, unit: str) -> str:
+    if value is None:
+        return ""
+    text = f"{value:.1f}".rstrip("0").rstrip(".")
+    return f"{text} {unit}".strip()
+
+
+def alarm_panel_view(state: RoomState, now: float) -> AlarmPanelView:
+    ranked = sorted(
+        state.alarms.values(), key=lambda a: (PRIORITY_RANK.get(a.priority, 3), a.state != "escalated", -a.ts)
+    )
+    views = []
+    for a in ranked:
+        metric = mdc.BY_CODE.get(_code_of(a))
+        unit = metric.unit.replace("mm[Hg]", "mmHg") if metric else ""
+        if a.state in ("acknowledged",) and a.user:
+            detail = f"acknowledged by {a.user} at {_clock_text(a.ts)}"
+        elif a.value is not None:
+            detail = f"value {_number(a.value, unit)}" + (
+                f", limit {_number(a.limit, unit)}" if a.limit is not None else ""
+            )
+        else:
+            detail = a.kind
+        if a.latched:
+            detail += " (condition over; latched until acknowledged)"
+        flashing = a.state in ("active", "escalated")
+        css = f"alarm prio-{a.priority} state-{a.state}" + (" flashing" if flashing else "")
+        views.append(
+            AlarmView(
+                a.id,
+                a.priority,
+                a.state,
+                a.kind,
+                a.message,
+                detail,
+                _age_text(max(0.0, now - a.ts)),
+                css,
+                a.state != "acknowledged",
+            )
+        )
+    sounding = [a for a in ranked if a.state in ("active", "escalated")]
+    sound = sounding[0].priority if sounding else None
+    paused = [a for a in ranked if a.state == "audio_paused"]
+    paused_text = ""
+    if paused:
+        left = max(0.0, max(a.ts for a in paused) + AUDIO_PAUSE_S - now)
+        paused_text = f"Audio paused {int(left) // 60}:{int(left) % 60:02d}"
+    counts = {p: sum(a.priority == p for a in ranked) for p in PRIORITY_RANK}
+    summary = (
+        (
+            f"{len(ranked)} alarm{'s' if len(ranked) != 1 else ''}: "
+            + ", ".join(f"{n} {p}" for p, n in counts.items() if n)
+        )
+        if ranked
+        else "No active alarms"
+    )
+    return AlarmPanelView(tuple(views), sound, paused_text, summary)
+
+
+def _code_of(alarm: AlarmTransition) -> int:
+    """The MDC code an alarm's message is about, to print its unit (rules are named after their code)."""
+    text = alarm.condition.lower()
+    for needle, metric in (
+        ("spo2", mdc.SPO2),
+        ("pulse", mdc.PULSE_RATE),
+        ("sys", mdc.NIBP_SYS),
+        ("dia", mdc.NIBP_DIA),
+        ("mean", mdc.NIBP_MEAN),
+    ):
+        if needle in text:
+            return metric.code
+    return 0
+
+
+@dataclass(frozen=True, slots=True)
+class NoteView:
+    """A note or side effect in the bedside list, with the words that raised an alert marked."""
+
+    event_id: str
+    time: str
+    author: str
+    parts: tuple[tuple[str, str | None], ...]  # (text, effect that this text raised or None)
+    raised: str  # "raised: nausea (medium)" / ""
+
+
+def notes_view(state: RoomState) -> tuple[NoteView, ...]:
+    from monitor.notes import highlight_spans
+
+    out = []
+    for event in reversed(state.clinical):
+        if event.type == "side_effect":
+            label = event.effect.replace("_", " ")
+            parts: tuple[tuple[str, str | None], ...] = ((f"{event.severity} {label}", event.effect),)
+            if event.text:
+                parts += ((f": {event.text}", None),)
+        else:
+            pieces: list[tuple[str, str | None]] = []
+            cursor = 0
+            for start, end, effect in highlight_spans(event.text):
+                if start > cursor:
+                    pieces.append((event.text[cursor:start], None))
+                pieces.append((event.text[start:end], effect))
+                cursor = end
+            if cursor < len(event.text):
+                pieces.append((event.text[cursor:], None))
+            parts = tuple(pieces)
+        raised = ", ".join(
+            f"{condition.removeprefix('side_effect:').replace('_', ' ')} ({priority})"
+            for condition, priority in state.raised_by.get(event.event_id, {}).items()
+        )
+        out.append(
+            NoteView(
+                event.event_id,
+                _clock_text(event.ts),
+                event.author,
+                parts,
+                f"raised: {raised}" if raised else "",
+            )
+        )
+    return tuple(out)

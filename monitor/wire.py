@@ -5,18 +5,34 @@ Topics (documented in the README):
   kap/<site>/<room>/<device>/status  device status, QoS 1, retained, `offline` as the Last Will
   kap/<site>/<room>/<device>/cmd     commands to the device's gateway, e.g. {"command": "measure"}
   kap/<site>/<room>/<device>/reply   the gateway's answer to each command
+  kap/<site>/<room>/events           clinical events to the core: notes, side effects, alarm actions
+  kap/<site>/<room>/alarms           alarm transitions from the core
 Everything is parsed into `monitor.model` objects or rejected with a reason; nothing here does I/O.
 """
 
 from __future__ import annotations
 
+import hashlib
+import math
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import msgspec
 
-from monitor.model import CommandReply, DeviceStatus, Observation
+from monitor.model import (
+    ALARM_KINDS,
+    ALARM_STATES,
+    CLINICAL_EVENT_TYPES,
+    PRIORITIES,
+    SEVERITIES,
+    SIDE_EFFECTS,
+    AlarmTransition,
+    ClinicalEvent,
+    CommandReply,
+    DeviceStatus,
+    Observation,
+)
 
 ROOT = "kap"
 _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
@@ -54,6 +70,14 @@ def reply_topic(site: str, room: str, device: str) -> str:
     return f"{ROOT}/{site}/{room}/{device}/reply"
 
 
+def events_topic(site: str, room: str) -> str:
+    return f"{ROOT}/{site}/{room}/events"
+
+
+def alarms_topic(site: str, room: str) -> str:
+    return f"{ROOT}/{site}/{room}/alarms"
+
+
 #: the largest MQTT payload we accept; a waveform block is well under 2 KiB
 MAX_PAYLOAD = 64 * 1024
 
@@ -63,11 +87,16 @@ class Topic:
     site: str
     room: str
     device: str
-    kind: str  # "obs" | "status" | "cmd" | "reply"
+    kind: str  # "obs" | "status" | "cmd" | "reply" | "events" | "alarms" (the last two have no device)
 
 
 def parse_topic(topic: str) -> Topic:
     parts = topic.split("/")
+    if len(parts) == 4 and parts[0] == ROOT and parts[3] in ("events", "alarms"):
+        _, site, room, kind = parts
+        if not (_NAME.match(site) and _NAME.match(room)):
+            raise WireError("bad topic name", topic)
+        return Topic(site, room, "", kind)
     if len(parts) != 5 or parts[0] != ROOT:
         raise WireError("unknown topic", topic)
     _, site, room, device, kind = parts
@@ -280,4 +309,158 @@ def decode_reply(topic: Topic, data: bytes) -> CommandReply:
         raise WireError("invalid reply", str(exc)) from exc
     return CommandReply(
         topic.site, topic.room, topic.device, parse_iso(p.ts), p.command, p.accepted, p.reason, p.request_id
+    )
+
+
+# ---- clinical events and alarm transitions ---------------------------------------------------------------
+
+MAX_NOTE = 4000
+
+
+class _ClinicalPayload(msgspec.Struct, forbid_unknown_fields=True):
+    type: str
+    author: str
+    ts: str | None = None
+    event_id: str | None = None
+    text: str = ""
+    effect: str = ""
+    severity: str = ""
+    alarm_id: str = ""
+    rule: str = ""
+    limit: float | None = None
+
+
+_clinical_decoder = msgspec.json.Decoder(_ClinicalPayload)
+
+
+def decode_clinical_event(topic: Topic, data: bytes, received_at: float) -> ClinicalEvent:
+    """Validate a clinical event; the dashboard's own events pass through the same checks.
+
+    Without an `event_id` the message's own bytes name it, so a redelivered copy is stored once; without a
+    `ts` it happened when it was received.
+    """
+    _check_size(data, "clinical event")
+    try:
+        p = _clinical_decoder.decode(data)
+    except msgspec.ValidationError as exc:
+        raise WireError("invalid clinical event", str(exc)) from exc
+    except msgspec.DecodeError as exc:
+        raise WireError("clinical event is not JSON", str(exc)) from exc
+
+    def bad(detail: str) -> WireError:
+        return WireError("invalid clinical event", detail)
+
+    if p.type not in CLINICAL_EVENT_TYPES:
+        raise bad(f"type {p.type!r} is not one of {', '.join(CLINICAL_EVENT_TYPES)}")
+    if not p.author.strip() or len(p.author) > 64:
+        raise bad("author must be 1-64 characters (who recorded it)")
+    if p.type == "note" and not p.text.strip():
+        raise bad("a note needs text")
+    if len(p.text) > MAX_NOTE:
+        raise bad(f"text is {len(p.text)} characters; at most {MAX_NOTE}")
+    if p.type == "side_effect":
+        if p.effect not in SIDE_EFFECTS:
+            raise bad(f"effect {p.effect!r} is not one of {', '.join(SIDE_EFFECTS)}")
+        if p.severity not in SEVERITIES:
+            raise bad(f"severity {p.severity!r} is not one of {', '.join(SEVERITIES)}")
+    if p.type == "limit_change" and (not p.rule or p.limit is None or not math.isfinite(p.limit)):
+        raise bad("a limit change needs a rule and a finite limit")
+    event_id = p.event_id or hashlib.sha256(data).hexdigest()[:20]
+    if not 1 <= len(event_id) <= 64:
+        raise bad("event_id must be 1-64 characters")
+    ts = parse_iso(p.ts) if p.ts else received_at
+    return ClinicalEvent(
+        topic.site,
+        topic.room,
+        ts,
+        p.type,
+        p.author.strip(),
+        event_id,
+        p.text,
+        p.effect,
+        p.severity,
+        p.alarm_id,
+        p.rule,
+        p.limit,
+    )
+
+
+def encode_clinical_event(event: ClinicalEvent) -> bytes:
+    payload: dict[str, object] = {
+        "type": event.type,
+        "author": event.author,
+        "ts": iso(event.ts),
+        "event_id": event.event_id,
+    }
+    for key in ("text", "effect", "severity", "alarm_id", "rule"):
+        if getattr(event, key):
+            payload[key] = getattr(event, key)
+    if event.limit is not None:
+        payload["limit"] = event.limit
+    return _encoder.encode(payload)
+
+
+class _AlarmPayload(msgspec.Struct, forbid_unknown_fields=False):
+    id: str
+    ts: str
+    state: str
+    priority: str
+    kind: str
+    condition: str
+    message: str
+    value: float | None = None
+    limit: float | None = None
+    device: str = ""
+    user: str = ""
+    source_event: str = ""
+    latched: bool = False
+
+
+_alarm_decoder = msgspec.json.Decoder(_AlarmPayload)
+
+
+def encode_alarm(t: AlarmTransition) -> bytes:
+    return _encoder.encode(
+        {
+            "id": t.id,
+            "ts": iso(t.ts),
+            "state": t.state,
+            "priority": t.priority,
+            "kind": t.kind,
+            "condition": t.condition,
+            "message": t.message,
+            "value": t.value,
+            "limit": t.limit,
+            "device": t.device,
+            "user": t.user,
+            "source_event": t.source_event,
+            "latched": t.latched,
+        }
+    )
+
+
+def decode_alarm(topic: Topic, data: bytes) -> AlarmTransition:
+    _check_size(data, "alarm")
+    try:
+        p = _alarm_decoder.decode(data)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise WireError("invalid alarm", str(exc)) from exc
+    if p.state not in ALARM_STATES or p.priority not in PRIORITIES or p.kind not in ALARM_KINDS:
+        raise WireError("invalid alarm", f"state/priority/kind {p.state}/{p.priority}/{p.kind}")
+    return AlarmTransition(
+        topic.site,
+        topic.room,
+        p.id,
+        parse_iso(p.ts),
+        p.state,
+        p.priority,
+        p.kind,
+        p.condition,
+        p.message,
+        p.value,
+        p.limit,
+        p.device,
+        p.user,
+        p.source_event,
+        p.latched,
     )

@@ -76,10 +76,55 @@ def test_a_change_of_mode_or_details_is_a_new_status_but_counters_alone_are_not(
     log = EventLog(tmp_path / "kap.sqlite")
 
     def cuff(mode: str, interval: int, frames: int) -> DeviceStatus:
-        return DeviceStatus("clinic", "room1", "nibp", 10.0 + frames, "online", "suntech-nibp", (), "",
-                            {"frames_ok": frames}, mode, {"interval_s": interval})  # fmt: skip
+        return DeviceStatus(
+            "clinic",
+            "room1",
+            "nibp",
+            10.0 + frames,
+            "online",
+            "suntech-nibp",
+            (),
+            "",
+            {"frames_ok": frames},
+            mode,
+            {"interval_s": interval},
+        )
 
-    log.append([cuff("idle", 300, 1), cuff("idle", 300, 2), cuff("measuring", 300, 3), cuff("idle", 300, 4),
-                cuff("idle", 600, 5), cuff("idle", 600, 6)], received_at=20)  # fmt: skip
+    log.append(
+        [
+            cuff("idle", 300, 1),
+            cuff("idle", 300, 2),
+            cuff("measuring", 300, 3),
+            cuff("idle", 300, 4),
+            cuff("idle", 600, 5),
+            cuff("idle", 600, 6),
+        ],
+        received_at=20,
+    )
     rows = [(s.mode, s.details["interval_s"]) for s in log.statuses("clinic", "room1")]
     assert rows == [("idle", 300), ("measuring", 300), ("idle", 300), ("idle", 600)]
+
+
+def test_clinical_events_and_alarm_transitions_are_stored_once_and_replayable(tmp_path: Path) -> None:
+    from monitor.model import AlarmTransition, ClinicalEvent
+
+    log = EventLog(tmp_path / "kap.sqlite")
+    note = ClinicalEvent("clinic", "room1", 100.0, "note", "Ana", "e1", text="nauseous")
+    raised = AlarmTransition(
+        "clinic",
+        "room1",
+        "room1:side_effect:nausea:100000",
+        100.0,
+        "active",
+        "medium",
+        "clinical",
+        "side_effect:nausea",
+        "Nausea (note)",
+        source_event="e1",
+    )
+    assert log.append_new([obs(1, 97), note, raised], received_at=100.5) == [obs(1, 97), note, raised]
+    assert log.append_new([note, raised], received_at=101.0) == [], "redelivered: stored once"
+    assert log.clinical_events("clinic", "room1") == [note]
+    assert log.alarms("clinic", "room1") == [raised]
+    kinds = [(received, type(event).__name__) for received, event in log.log("clinic", "room1")]
+    assert kinds == [(100.5, "Observation"), (100.5, "ClinicalEvent")]

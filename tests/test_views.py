@@ -2,8 +2,19 @@
 
 from __future__ import annotations
 
-from monitor.model import DeviceStatus, Observation
-from monitor.views import NIBP_OVERDUE_MARGIN_S, STALE_AFTER_S, RoomState, bedside_view, trend_points
+import itertools
+
+from monitor.model import AlarmTransition, ClinicalEvent, DeviceStatus, Observation
+from monitor.views import (
+    NIBP_OVERDUE_MARGIN_S,
+    STALE_AFTER_S,
+    RoomState,
+    alarm_panel_view,
+    bedside_view,
+    notes_view,
+    pleth_samples,
+    trend_points,
+)
 
 NOW = 1_800_000_000.0
 
@@ -138,3 +149,71 @@ def test_pump_rate_volume_mode_and_alarms() -> None:
 def test_perfusion_index_is_hidden_when_no_device_reports_it() -> None:
     assert bedside_view(room(online(), reading(150456, 97)), NOW).perfusion.state == "absent"
     assert bedside_view(room(online(), reading(150448, 3.6)), NOW).perfusion.text == "3.60"
+
+
+def alarm(
+    id_: str, priority: str, state: str = "active", ts: float = NOW - 5, **kw: object
+) -> AlarmTransition:
+    return AlarmTransition(
+        "clinic",
+        "room1",
+        id_,
+        ts,
+        state,
+        priority,
+        kw.pop("kind", "physiological"),  # type: ignore[arg-type]
+        kw.pop("condition", "spo2_low"),
+        kw.pop("message", f"{id_} message"),
+        **kw,
+    )  # type: ignore[arg-type]
+
+
+def test_alarms_are_ranked_flash_by_priority_and_sound_only_when_not_acknowledged_or_paused() -> None:
+    state = room(
+        alarm("a", "low", ts=NOW - 1),
+        alarm("b", "high", value=86.0, limit=88.0),
+        alarm("c", "medium", "acknowledged", user="Ana"),
+        alarm("d", "high", "cleared"),
+    )
+    panel = alarm_panel_view(state, NOW)
+    assert [a.id for a in panel.alarms] == ["b", "c", "a"], "high first; a cleared alarm is gone"
+    assert "flashing" in panel.alarms[0].css and "prio-high" in panel.alarms[0].css
+    assert "flashing" not in panel.alarms[1].css and "acknowledged by Ana" in panel.alarms[1].detail
+    assert panel.alarms[0].detail == "value 86 %, limit 88 %"
+    assert panel.sound == "high" and panel.summary == "3 alarms: 1 high, 1 medium, 1 low"
+    paused = alarm_panel_view(room(alarm("b", "high", "audio_paused", ts=NOW - 23)), NOW)
+    assert paused.sound is None and paused.paused_text == "Audio paused 1:37"
+
+
+def test_a_note_lists_the_words_that_raised_an_alert() -> None:
+    note = ClinicalEvent(
+        "clinic", "room1", NOW - 30, "note", "Ana", "n1", text="patient nauseous, denies headache"
+    )
+    raised = alarm("x", "medium", condition="side_effect:nausea", kind="clinical", source_event="n1")
+    view = notes_view(room(note, raised))
+    assert [text for text, effect in view[0].parts if effect] == ["nauseous"]
+    assert view[0].raised == "raised: nausea (medium)"
+
+
+def test_pleth_samples_are_placed_at_their_own_times() -> None:
+    block = Observation(
+        "clinic", "room1", "oximeter", 1, 1000.0, 150452, None, "1", True, None, (), tuple(range(25)), 75.0
+    )
+    later = Observation(
+        "clinic",
+        "room1",
+        "oximeter",
+        2,
+        1000.0 + 25 / 75,
+        150452,
+        None,
+        "1",
+        False,
+        None,
+        (),
+        tuple(range(25)),
+        75.0,
+    )
+    xs, ys = pleth_samples([block, later])
+    assert xs[24] == 1000.0 and all(b > a for a, b in itertools.pairwise(xs))
+    assert ys[:25] == list(range(25)) and ys[25:] == [None] * 25, "a flagged block draws a gap"

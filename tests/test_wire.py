@@ -100,14 +100,29 @@ def test_status_must_be_online_or_offline() -> None:
 
 
 def test_a_waveform_block_travels_with_its_samples() -> None:
-    block = Observation("clinic", "room1", "oximeter", 7, 1795558934.0, 150452, None, "1", True, None, (),
-                        (120, 130, 140), 75.0)  # fmt: skip
+    block = Observation(
+        "clinic",
+        "room1",
+        "oximeter",
+        7,
+        1795558934.0,
+        150452,
+        None,
+        "1",
+        True,
+        None,
+        (),
+        (120, 130, 140),
+        75.0,
+    )
     assert wire.decode_observation(TOPIC, wire.encode_observation(block)) == block
 
 
 def test_a_waveform_block_without_a_sample_rate_is_refused() -> None:
-    payload = b'{"ts": "2026-11-24T14:00:00Z", "seq": 1, "code": 150452, "value": null, "unit": "1", ' \
-              b'"valid": true, "samples": [1, 2, 3]}'  # fmt: skip
+    payload = (
+        b'{"ts": "2026-11-24T14:00:00Z", "seq": 1, "code": 150452, "value": null, "unit": "1", '
+        b'"valid": true, "samples": [1, 2, 3]}'
+    )
     with pytest.raises(wire.WireError, match="sample_rate"):
         wire.decode_observation(TOPIC, payload)
 
@@ -131,3 +146,71 @@ def test_commands_and_replies_round_trip() -> None:
     reply = CommandReply("clinic", "room1", "nibp", 1795558934.5, "measure", False, "busy", "r1")
     topic = wire.parse_topic("kap/clinic/room1/nibp/reply")
     assert wire.decode_reply(topic, wire.encode_reply(reply)) == reply
+
+
+EVENTS = wire.parse_topic("kap/clinic/room1/events")
+
+
+def test_events_and_alarms_topics_have_no_device() -> None:
+    assert (EVENTS.site, EVENTS.room, EVENTS.device, EVENTS.kind) == ("clinic", "room1", "", "events")
+    assert wire.parse_topic("kap/clinic/room1/alarms").kind == "alarms"
+    with pytest.raises(wire.WireError):
+        wire.parse_topic("kap/clinic/room1/gossip")
+
+
+def test_a_note_from_another_system_is_accepted_and_named_by_its_bytes() -> None:
+    payload = b'{"type": "note", "text": "patient nauseous", "author": "EHR"}'
+    event = wire.decode_clinical_event(EVENTS, payload, received_at=1000.0)
+    assert (event.type, event.text, event.author, event.ts) == ("note", "patient nauseous", "EHR", 1000.0)
+    again = wire.decode_clinical_event(EVENTS, payload, received_at=1005.0)
+    assert again.event_id == event.event_id, "a redelivered copy is the same event"
+    round_trip = wire.decode_clinical_event(EVENTS, wire.encode_clinical_event(event), received_at=2000.0)
+    assert round_trip == event
+
+
+@pytest.mark.parametrize(
+    ("payload", "detail"),
+    [
+        (b'{"type": "gossip", "author": "x"}', "is not one of"),
+        (b'{"type": "note", "author": "x", "text": "  "}', "needs text"),
+        (b'{"type": "note", "author": "", "text": "hi"}', "author"),
+        (
+            b'{"type": "side_effect", "author": "x", "effect": "itching", "severity": "mild"}',
+            "effect 'itching'",
+        ),
+        (
+            b'{"type": "side_effect", "author": "x", "effect": "nausea", "severity": "awful"}',
+            "severity 'awful'",
+        ),
+        (b'{"type": "limit_change", "author": "x", "rule": "spo2_low"}', "finite limit"),
+        (b'{"type": "note", "author": "x", "text": "hi", "patient_name": "Jane"}', "unknown field"),
+        (b'{"type": "note", "author": "x", "text": "' + b"a" * 5000 + b'"}', "at most 4000"),
+    ],
+)
+def test_bad_clinical_events_are_refused_with_a_reason(payload: bytes, detail: str) -> None:
+    with pytest.raises(wire.WireError) as err:
+        wire.decode_clinical_event(EVENTS, payload, received_at=1.0)
+    assert detail in str(err.value)
+
+
+def test_alarm_transitions_round_trip() -> None:
+    from monitor.model import AlarmTransition
+
+    t = AlarmTransition(
+        "clinic",
+        "room1",
+        "room1:spo2_low_high:1000",
+        1000.0,
+        "acknowledged",
+        "high",
+        "physiological",
+        "spo2_low_high",
+        "SpO2 86 % < 88 %",
+        86.0,
+        88.0,
+        "oximeter",
+        "Ana",
+        "",
+        True,
+    )
+    assert wire.decode_alarm(wire.parse_topic("kap/clinic/room1/alarms"), wire.encode_alarm(t)) == t

@@ -15,16 +15,20 @@ from dash.backends.ws import DashWebsocketCallback
 
 from monitor import mdc
 from monitor.clock import Clock
+from monitor.layouts import alarm_panel, clinical
 from monitor.live import LiveHub
 from monitor.model import Observation
 from monitor.store import EventLog
 from monitor.views import (
     TREND_WINDOW_S,
     BedsideView,
+    NoteView,
     NumericView,
     RoomState,
+    alarm_panel_view,
     bedside_view,
     blood_pressure_view,
+    notes_view,
     pleth_samples,
     trend_points,
 )
@@ -105,10 +109,15 @@ def _trend_figure(observations: list[Observation]) -> go.Figure:
     return fig
 
 
-def _pleth_figure() -> go.Figure:
+def _pleth_figure(xs: list[float] | None = None, ys: list[int | None] | None = None) -> go.Figure:
     fig = go.Figure()
     fig.add_scatter(
-        x=[], y=[], mode="lines", line={"color": "#22d3ee", "width": 2}, connectgaps=False, hoverinfo="skip"
+        x=xs or [],
+        y=ys or [],
+        mode="lines",
+        line={"color": "#22d3ee", "width": 2, "simplify": False},
+        connectgaps=False,
+        hoverinfo="skip",
     )
     fig.update_layout(
         template="plotly_dark",
@@ -257,6 +266,7 @@ def layout(state: RoomState, store: EventLog, clock: Clock) -> html.Div:
             ),
             html.Div(id="conditions", className="conditions", **props["conditions"]),
             html.Div(id="devices", className="devices", **props["devices"]),
+            alarm_panel.panel(alarm_panel_view(state, now)),
             html.Div(
                 className="numerics",
                 children=[
@@ -280,6 +290,8 @@ def layout(state: RoomState, store: EventLog, clock: Clock) -> html.Div:
                 config={"displaylogo": False},
                 style={"marginTop": "16px"},
             ),
+            clinical.entry(),
+            html.Div(clinical.note_items(notes_view(state)), id="notes", className="notes"),
         ]
     )
 
@@ -323,22 +335,34 @@ async def stream(ws: DashWebsocketCallback, hub: LiveHub, clock: Clock, room: di
     key = (room["site"], room["room"])
     sub = hub.subscribe(key)
     shown: dict[str, dict[str, Any]] = {}
-    pleth_x = 0  # the sweep's x: a running sample count, cheaper on the wire than timestamps
+    shown_notes: tuple[NoteView, ...] | None = None
+    pleth_started = False
     try:
         while not ws.is_shutdown:
             batch = await sub.next_batch(timeout=1.0)
             state = hub.room_state(key)
             if state is None:
                 continue
-            for component_id, values in _view_props(bedside_view(state, clock.now())).items():
+            now = clock.now()
+            page_props = _view_props(bedside_view(state, now)) | alarm_panel.props(
+                alarm_panel_view(state, now)
+            )
+            for component_id, values in page_props.items():
                 if shown.get(component_id) != values:
                     set_props(component_id, values)
                     shown[component_id] = values
+            notes = notes_view(state)
+            if notes != shown_notes:
+                set_props("notes", {"children": clinical.note_items(notes)})
+                shown_notes = notes
             observations = [e for e in batch if isinstance(e, Observation)]
-            samples = pleth_samples(observations)
-            if samples:
-                xs = list(range(pleth_x, pleth_x + len(samples)))
-                pleth_x += len(samples)
+            xs, samples = pleth_samples(observations)
+            if samples and not pleth_started:
+                # the first block as a figure: an extendData that reaches a graph still initialising is
+                # applied twice (seen in Chromium with Dash 4.4), which drew a line back across the sweep
+                set_props("pleth", {"figure": _pleth_figure(xs, samples).to_plotly_json()})
+                pleth_started = True
+            elif samples:
                 set_props("pleth", {"extendData": [{"x": [xs], "y": [samples]}, [0], PLETH_POINTS]})
             points = trend_points(observations)
             if points:

@@ -1,0 +1,50 @@
+"""What the bedside buttons record: clinical events made from a page's room, the user and the clock.
+
+Kept out of the Dash callbacks so the rules (who, when, which id) live in one tested place; the core
+validates these exactly like events from any other clinic system.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from monitor.clock import Clock
+from monitor.model import SEVERITIES, SIDE_EFFECTS, ClinicalEvent
+
+DEFAULT_AUTHOR = "bedside"
+
+
+def _author(author: str | None) -> str:
+    text = (author or "").strip()[:64]
+    return text or DEFAULT_AUTHOR
+
+
+def _event(
+    page: dict[str, str], clock: Clock, type_: str, author: str | None, **fields: object
+) -> ClinicalEvent:
+    return ClinicalEvent(
+        page["site"], page["room"], clock.now(), type_, _author(author), uuid.uuid4().hex, **fields
+    )  # type: ignore[arg-type]
+
+
+def acknowledge(page: dict[str, str], clock: Clock, author: str | None, alarm_id: str = "") -> ClinicalEvent:
+    """`alarm_id` "" acknowledges every active alarm of the room."""
+    return _event(page, clock, "alarm_ack", author, alarm_id=alarm_id)
+
+
+def pause_audio(page: dict[str, str], clock: Clock, author: str | None) -> ClinicalEvent:
+    return _event(page, clock, "audio_pause", author)
+
+
+def side_effect(
+    page: dict[str, str], clock: Clock, author: str | None, effect: str, severity: str
+) -> ClinicalEvent:
+    if effect not in SIDE_EFFECTS or severity not in SEVERITIES:
+        raise ValueError(f"unknown side effect {effect!r} or severity {severity!r}")
+    return _event(page, clock, "side_effect", author, effect=effect, severity=severity)
+
+
+def note(page: dict[str, str], clock: Clock, author: str | None, text: str) -> ClinicalEvent | None:
+    """None for an empty note: nothing to record."""
+    text = (text or "").strip()
+    return _event(page, clock, "note", author, text=text) if text else None
