@@ -15,9 +15,9 @@ from dash import ALL, ClientsideFunction, Dash, Input, Output, State, ctx, no_up
 from dash.backends.ws import DashWebsocketCallback
 from dash.exceptions import WebsocketDisconnected
 
-from monitor import actions, wire
+from monitor import actions, alarm_log, wire
 from monitor.clock import SYSTEM_CLOCK, Clock
-from monitor.layouts import bedside, home, shell
+from monitor.layouts import alarm_log_page, bedside, home, shell
 from monitor.live import LiveHub
 from monitor.model import ClinicalEvent
 from monitor.store import EventLog
@@ -46,6 +46,8 @@ def create_app(hub: LiveHub, store: EventLog, clock: Clock = SYSTEM_CLOCK, *, si
         path = pathname or "/"
         if path in ("/", ""):
             return home.layout(hub, clock), {"page": "home"}
+        if path.rstrip("/") == "/alarms":
+            return alarm_log_page.layout(store), None
         if path.startswith("/room/"):
             room = unquote(path.removeprefix("/room/").strip("/"))
             try:
@@ -172,6 +174,62 @@ def create_app(hub: LiveHub, store: EventLog, clock: Clock = SYSTEM_CLOCK, *, si
         if event is None:
             return "a note needs some text", no_update
         return record(event, "note recorded"), ""
+
+    @app.callback(
+        Output("log-table", "children"),
+        Output("log-count", "children"),
+        Input("log-session", "value"),
+        Input("log-priority", "value"),
+        Input("log-state", "value"),
+        Input("log-kind", "value"),
+        Input("log-text", "value"),
+    )
+    def show_log(
+        session: str | None,
+        priorities: list[str] | None,
+        states: list[str] | None,
+        kinds: list[str] | None,
+        text: str | None,
+    ):  # type: ignore[no-untyped-def]
+        rows = _log_rows(session, priorities, states, kinds, text)
+        return alarm_log_page.table(rows), f"{len(rows)} transition{'s' if len(rows) != 1 else ''}"
+
+    @app.callback(
+        Output("log-download", "data"),
+        Input("log-export", "n_clicks"),
+        State("log-session", "value"),
+        State("log-priority", "value"),
+        State("log-state", "value"),
+        State("log-kind", "value"),
+        State("log-text", "value"),
+        prevent_initial_call=True,
+    )
+    def export_log(
+        n: int | None,
+        session: str | None,
+        priorities: list[str] | None,
+        states: list[str] | None,
+        kinds: list[str] | None,
+        text: str | None,
+    ):  # type: ignore[no-untyped-def]
+        if not n or not session:
+            return no_update
+        csv = alarm_log.to_csv(_log_rows(session, priorities, states, kinds, text))
+        return {"content": csv, "filename": f"kap-alarms-session-{session}.csv", "type": "text/csv"}
+
+    def _log_rows(
+        session: str | None,
+        priorities: list[str] | None,
+        states: list[str] | None,
+        kinds: list[str] | None,
+        text: str | None,
+    ) -> list[dict[str, object]]:
+        if not session:
+            return []
+        keep = alarm_log.AlarmFilter(
+            frozenset(priorities or ()), frozenset(states or ()), frozenset(kinds or ()), (text or "").strip()
+        )
+        return alarm_log.rows(store.alarm_log(int(session)), keep)
 
     app.clientside_callback(
         ClientsideFunction("kap", "enableSound"),

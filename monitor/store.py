@@ -324,6 +324,28 @@ class EventLog:
         )
         return [_alarm_from_parts(site, room, *row) for row in rows]
 
+    def sessions(self) -> list[tuple[int, str, str, float, float | None]]:
+        """Every session: (id, site, room, started_at, ended_at), newest first."""
+        return [
+            tuple(r)
+            for r in self._conn().execute(  # type: ignore[misc]
+                "SELECT id, site, room, started_at, ended_at FROM sessions ORDER BY started_at DESC, id DESC"
+            )
+        ]
+
+    def alarm_log(self, session_id: int) -> list[AlarmTransition]:
+        """Every alarm transition of one session, in log order."""
+        row = self._conn().execute("SELECT site, room FROM sessions WHERE id = ?", (session_id,)).fetchone()
+        if row is None:
+            return []
+        site, room = row
+        rows = self._conn().execute(
+            "SELECT device, ts, value, state, body FROM events WHERE type = 'alarm' AND session_id = ?"
+            " ORDER BY id",
+            (session_id,),
+        )
+        return [_alarm_from_parts(site, room, *r) for r in rows]
+
     def clinical_events(self, site: str, room: str) -> list[ClinicalEvent]:
         rows = self._conn().execute(
             "SELECT ts, body FROM events WHERE type = 'clinical' AND site = ? AND room = ? ORDER BY id",

@@ -388,10 +388,27 @@ class RoomCardView:
     pulse: str
     device_state: str
     device_text: str
+    alarm_text: str = ""  # the room's worst alarm, for a glance from the corridor
+    alarm_css: str = ""
 
 
 def room_card_view(state: RoomState, now: float) -> RoomCardView:
     view = bedside_view(state, now)
+    panel = alarm_panel_view(state, now)
+    if panel.alarms:
+        worst = panel.alarms[0]
+        more = f" (+{len(panel.alarms) - 1})" if len(panel.alarms) > 1 else ""
+        escalated = "ESCALATED: " if worst.state == "escalated" else ""
+        return RoomCardView(
+            state.site,
+            state.room,
+            view.spo2.text,
+            view.pulse.text,
+            view.device_state,
+            view.device_text,
+            f"{escalated}{worst.message}{more}",
+            worst.css,
+        )
     return RoomCardView(
         state.site, state.room, view.spo2.text, view.pulse.text, view.device_state, view.device_text
     )

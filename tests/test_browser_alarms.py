@@ -84,5 +84,15 @@ def test_alarm_shown_acknowledged_from_the_page_and_side_effect_button(
         assert topic.first("side_effect:headache", "active") is None
         assert wire.parse_iso(nausea["ts"]) > 0
         assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []
+
+        # the session's alarm log lists what happened, who acknowledged it, and filters
+        browser.get(f"http://127.0.0.1:{port}/alarms")
+        wait.until(lambda b: "Nurse Ana" in b.find_element(By.ID, "log-table").text)
+        log_text = browser.find_element(By.ID, "log-table").text.lower()
+        assert "acknowledged" in log_text and "spo2" in log_text and "nausea" in log_text
+        assert "offline" not in log_text, "a starting gateway raises no alarm"
+        browser.find_element(By.CSS_SELECTOR, "#log-text").send_keys("nausea")
+        wait.until(lambda b: "spo2" not in b.find_element(By.ID, "log-table").text.lower())
+        assert "nausea" in browser.find_element(By.ID, "log-table").text.lower()
     finally:
         topic.close()

@@ -87,7 +87,9 @@ class DeviceAdapter:
         self.reason = "waiting for data"
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"adapter-{room}-{spec.name}", daemon=True)
-        self._last_status_sent = 0.0
+        # no status until the device speaks or 10 s pass: an "offline, waiting for data" at every gateway
+        # start would raise a technical alarm for a device that is about to report
+        self._last_status_sent = time.monotonic()
         self._last_numeric_at = 0.0
         self._last_key: tuple[str, str, frozenset[str], str] | None = None
         self._reject_kinds_logged: set[str] = set()

@@ -45,6 +45,7 @@ def room_cards(views: list[RoomCardView]) -> list[html.A] | dmc.Text:
                     ],
                 ),
                 html.Div(v.device_text, className=f"device-state state-{v.device_state}"),
+                html.Div(v.alarm_text, className=f"room-alarm {v.alarm_css}") if v.alarm_text else None,
             ],
         )
         for v in views
@@ -55,7 +56,11 @@ def layout(hub: LiveHub, clock: Clock) -> html.Div:
     now = clock.now()
     return html.Div(
         [
-            dmc.Title("Rooms", order=2, mb="md"),
+            dmc.Group(
+                [dmc.Title("Rooms", order=2), html.A("Alarm log", href="/alarms")],
+                justify="space-between",
+                mb="md",
+            ),
             html.Div(
                 room_cards([room_card_view(r, now) for r in hub.rooms()]),
                 id="room-grid",
