@@ -175,61 +175,43 @@ def create_app(hub: LiveHub, store: EventLog, clock: Clock = SYSTEM_CLOCK, *, si
             return "a note needs some text", no_update
         return record(event, "note recorded"), ""
 
+    log_filters = ("log-session", "log-priority", "log-state", "log-kind", "log-text")
+
     @app.callback(
         Output("log-table", "children"),
         Output("log-count", "children"),
-        Input("log-session", "value"),
-        Input("log-priority", "value"),
-        Input("log-state", "value"),
-        Input("log-kind", "value"),
-        Input("log-text", "value"),
+        *[Input(f, "value") for f in log_filters],
     )
-    def show_log(
-        session: str | None,
-        priorities: list[str] | None,
-        states: list[str] | None,
-        kinds: list[str] | None,
-        text: str | None,
-    ):  # type: ignore[no-untyped-def]
-        rows = _log_rows(session, priorities, states, kinds, text)
+    def show_log(*filters: object):  # type: ignore[no-untyped-def]
+        rows = _log_rows(*filters)
         return alarm_log_page.table(rows), f"{len(rows)} transition{'s' if len(rows) != 1 else ''}"
 
     @app.callback(
         Output("log-download", "data"),
         Input("log-export", "n_clicks"),
-        State("log-session", "value"),
-        State("log-priority", "value"),
-        State("log-state", "value"),
-        State("log-kind", "value"),
-        State("log-text", "value"),
+        *[State(f, "value") for f in log_filters],
         prevent_initial_call=True,
     )
-    def export_log(
-        n: int | None,
-        session: str | None,
-        priorities: list[str] | None,
-        states: list[str] | None,
-        kinds: list[str] | None,
-        text: str | None,
-    ):  # type: ignore[no-untyped-def]
-        if not n or not session:
+    def export_log(n: int | None, *filters: object):  # type: ignore[no-untyped-def]
+        if not n or not filters[0]:
             return no_update
-        csv = alarm_log.to_csv(_log_rows(session, priorities, states, kinds, text))
-        return {"content": csv, "filename": f"kap-alarms-session-{session}.csv", "type": "text/csv"}
+        csv = alarm_log.to_csv(_log_rows(*filters))
+        return {"content": csv, "filename": f"kap-alarms-session-{filters[0]}.csv", "type": "text/csv"}
 
     def _log_rows(
-        session: str | None,
-        priorities: list[str] | None,
-        states: list[str] | None,
-        kinds: list[str] | None,
-        text: str | None,
+        session: object, priorities: object, states: object, kinds: object, text: object
     ) -> list[dict[str, object]]:
+        """The filtered rows of the chosen session (the filters as the page's inputs give them)."""
         if not session:
             return []
+
+        def chosen(values: object) -> frozenset[str]:
+            return frozenset(values) if isinstance(values, list) else frozenset()
+
         keep = alarm_log.AlarmFilter(
-            frozenset(priorities or ()), frozenset(states or ()), frozenset(kinds or ()), (text or "").strip()
+            chosen(priorities), chosen(states), chosen(kinds), str(text or "").strip()
         )
-        return alarm_log.rows(store.alarm_log(int(session)), keep)
+        return alarm_log.rows(store.alarm_log(int(str(session))), keep)
 
     app.clientside_callback(
         ClientsideFunction("kap", "enableSound"),
