@@ -29,6 +29,10 @@ class AlarmRunner:
             self.rooms[key] = self.engine.new_room(site, room)
         return self.rooms[key]
 
+    def reset(self, site: str, room: str) -> None:
+        """A session starts or ends in the room: its alarms start afresh, as in a replay of one session."""
+        self.rooms.pop((site, room), None)
+
     def feed(self, received_at: float, event: EngineEvent) -> list[AlarmTransition]:
         """One event of the log, at the time the core received it."""
         at_receipt = dataclasses.replace(event, ts=received_at)

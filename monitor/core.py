@@ -21,7 +21,7 @@ from monitor.alarm_profile import AlarmProfile, load_profile
 from monitor.alarm_runner import AlarmRunner, EngineEvent
 from monitor.bus import MqttLink
 from monitor.clock import SYSTEM_CLOCK, Clock
-from monitor.model import AlarmTransition
+from monitor.model import AlarmTransition, ClinicalEvent
 from monitor.store import EventLog
 
 log = logging.getLogger(__name__)
@@ -124,6 +124,8 @@ class Core:
         self.duplicates += len(batch) - len(new)
         transitions: list[AlarmTransition] = []
         for event in new:
+            if isinstance(event, ClinicalEvent) and event.type in ("session_start", "session_end"):
+                self.alarms.reset(event.site, event.room)  # a session's alarms are its own
             try:
                 transitions += self.alarms.feed(now, event)  # type: ignore[arg-type]
             except Exception:  # an engine bug must not stop recording; it is loud in the log

@@ -93,10 +93,10 @@ class LiveHub:
                 state.apply(obs)
             for status in self.store.statuses(rec.site, rec.room):
                 state.apply(status)
-            for event in self.store.clinical_events(rec.site, rec.room):
-                state.apply(event)
-            for transition in self.store.alarms(rec.site, rec.room):
-                state.apply(transition)
+            for _, event in self.store.log(
+                rec.site, rec.room, types=("clinical", "alarm"), session_id=rec.session_id
+            ):
+                state.apply(event)  # the open session's notes, doses, assessments and alarms
             self._rooms[(rec.site, rec.room)] = state
 
     # ---- queries for pages ----------------------------------------------------------------------------

@@ -110,7 +110,20 @@ class CommandReply:
 
 
 #: what the nurse (or another clinic system) records, on `kap/<site>/<room>/events`
-CLINICAL_EVENT_TYPES = ("note", "side_effect", "alarm_ack", "audio_pause", "limit_change")
+CLINICAL_EVENT_TYPES = (
+    "note",
+    "side_effect",
+    "alarm_ack",
+    "audio_pause",
+    "limit_change",
+    "session_start",
+    "session_end",
+    "dose",
+    "assessment",
+)
+ROUTES = ("iv-infusion", "iv-bolus", "im", "sublingual", "intranasal")
+DRUGS = ("ketamine", "esketamine")
+ASSESSMENT_KINDS = ("pain_nrs", "moaas", "cadss6", "aldrete")
 SIDE_EFFECTS = (
     "nausea",
     "vomiting",
@@ -146,6 +159,8 @@ class ClinicalEvent:
     alarm_id: str = ""  # alarm_ack: the alarm acknowledged ("" = every active alarm of the room)
     rule: str = ""  # limit_change: the rule's id in the alarm profile
     limit: float | None = None  # limit_change: the new limit
+    #: what a session start, a dose or an assessment says, validated per type (see monitor.wire)
+    data: dict[str, object] = field(default_factory=dict, compare=True, hash=False)
 
 
 ALARM_STATES = ("active", "acknowledged", "audio_paused", "escalated", "cleared")

@@ -26,7 +26,9 @@ CREATE TABLE IF NOT EXISTS sessions (
     room TEXT NOT NULL,
     started_at REAL NOT NULL,
     ended_at REAL,
-    patient_code TEXT
+    patient_code TEXT,
+    protocol TEXT,
+    summary TEXT
 );
 CREATE INDEX IF NOT EXISTS sessions_room ON sessions(site, room, started_at);
 CREATE TABLE IF NOT EXISTS events (
@@ -86,6 +88,10 @@ class EventLog:
         self._write_lock = threading.Lock()
         conn = self._conn()
         conn.executescript(SCHEMA)
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(sessions)")}
+        for column in ("protocol", "summary"):  # files made before sessions had a protocol
+            if column not in columns:
+                conn.execute(f"ALTER TABLE sessions ADD COLUMN {column} TEXT")
         self._open_sessions: dict[tuple[str, str], int] = {}
         self._last_status: dict[tuple[str, str, str], tuple[str, tuple[str, ...], str, str, str]] = {}
         for row in conn.execute(
@@ -165,17 +171,58 @@ class EventLog:
         return new
 
     def _append_clinical(self, conn: sqlite3.Connection, event: ClinicalEvent, received_at: float) -> int:
+        if event.type == "session_start" and not self._seen_clinical(conn, event):
+            self._start_session(conn, event)
         session_id = self.open_session(event.site, event.room, event.ts)
         body = {
             k: getattr(event, k)
-            for k in ("type", "author", "event_id", "text", "effect", "severity", "alarm_id", "rule", "limit")
+            for k in (
+                "type",
+                "author",
+                "event_id",
+                "text",
+                "effect",
+                "severity",
+                "alarm_id",
+                "rule",
+                "limit",
+                "data",
+            )
         }
         cur = conn.execute(
             "INSERT OR IGNORE INTO events(session_id, site, room, device, type, ts, body, received_at)"
             " VALUES (?, ?, ?, '', 'clinical', ?, ?, ?)",
             (session_id, event.site, event.room, event.ts, json.dumps(body), received_at),
         )
+        if cur.rowcount and event.type == "session_end":
+            conn.execute(
+                "UPDATE sessions SET ended_at = ?, summary = ? WHERE id = ?",
+                (event.ts, json.dumps(event.data.get("summary", {})), session_id),
+            )
+            self._open_sessions.pop((event.site, event.room), None)
         return cur.rowcount
+
+    def _seen_clinical(self, conn: sqlite3.Connection, event: ClinicalEvent) -> bool:
+        return (
+            conn.execute(
+                "SELECT 1 FROM events WHERE type = 'clinical' AND site = ? AND room = ?"
+                " AND json_extract(body, '$.event_id') = ?",
+                (event.site, event.room, event.event_id),
+            ).fetchone()
+            is not None
+        )
+
+    def _start_session(self, conn: sqlite3.Connection, event: ClinicalEvent) -> None:
+        """A patient's session begins: the room's open recording ends and a new session opens."""
+        conn.execute(
+            "UPDATE sessions SET ended_at = ? WHERE site = ? AND room = ? AND ended_at IS NULL",
+            (event.ts, event.site, event.room),
+        )
+        session_id = conn.execute(
+            "INSERT INTO sessions(site, room, started_at, patient_code, protocol) VALUES (?, ?, ?, ?, ?)",
+            (event.site, event.room, event.ts, event.data.get("patient_code"), json.dumps(event.data)),
+        ).lastrowid
+        self._open_sessions[(event.site, event.room)] = int(session_id or 0)
 
     def _append_alarm(self, conn: sqlite3.Connection, t: AlarmTransition, received_at: float) -> int:
         session_id = self.open_session(t.site, t.room, t.ts)
@@ -443,6 +490,7 @@ def _clinical_from_parts(site: str, room: str, ts: float, body: str) -> Clinical
         b.get("alarm_id", ""),
         b.get("rule", ""),
         b.get("limit"),
+        dict(b.get("data", {})),
     )
 
 

@@ -46,6 +46,11 @@ class RoomState:
     clinical: list[ClinicalEvent] = field(default_factory=list)
     #: event_id of a note or side effect -> the alerts it raised (condition -> priority)
     raised_by: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: the patient's session: its start event, its doses and assessments; `ended` once it is over
+    session: ClinicalEvent | None = None
+    ended: ClinicalEvent | None = None
+    doses: list[ClinicalEvent] = field(default_factory=list)
+    assessments: list[ClinicalEvent] = field(default_factory=list)
 
     def apply(
         self, event: Observation | DeviceStatus | CommandReply | AlarmTransition | ClinicalEvent

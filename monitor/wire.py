@@ -23,8 +23,11 @@ import msgspec
 from monitor.model import (
     ALARM_KINDS,
     ALARM_STATES,
+    ASSESSMENT_KINDS,
     CLINICAL_EVENT_TYPES,
+    DRUGS,
     PRIORITIES,
+    ROUTES,
     SEVERITIES,
     SIDE_EFFECTS,
     AlarmTransition,
@@ -328,6 +331,107 @@ class _ClinicalPayload(msgspec.Struct, forbid_unknown_fields=True):
     alarm_id: str = ""
     rule: str = ""
     limit: float | None = None
+    # session_start
+    patient_code: str = ""
+    weight_kg: float | None = None
+    drug: str = ""
+    route: str = ""
+    planned_mg: float | None = None
+    planned_mg_per_kg: float | None = None
+    duration_min: float | None = None
+    nurse: str = ""
+    concentration_mg_ml: float | None = None
+    # dose
+    mg: float | None = None
+    mg_per_kg: float | None = None
+    given_at: str | None = None
+    supersedes: str = ""
+    confirmed: bool = False
+    # assessment
+    kind: str = ""
+    score: int | None = None
+    answers: list[int] = []
+    # session_end
+    summary: dict[str, object] = {}
+
+
+#: a pseudonymous code, never a name: letters, digits and '-', with at least one digit
+_PATIENT_CODE = re.compile(r"^(?=.*[0-9])[A-Za-z0-9][A-Za-z0-9-]{2,23}$")
+_ASSESSMENT_RANGES = {"pain_nrs": (0, 10, 0), "moaas": (0, 5, 0), "cadss6": (0, 4, 6), "aldrete": (0, 2, 5)}
+
+
+def _positive(value: float | None, what: str, high: float) -> float | None:
+    if value is None:
+        return None
+    if not math.isfinite(value) or not 0 < value <= high:
+        raise WireError("invalid clinical event", f"{what} {value:g} must be above 0 and at most {high:g}")
+    return value
+
+
+def _type_data(p: _ClinicalPayload) -> dict[str, object]:
+    """The validated, type-specific part of a session start, dose, assessment or session end."""
+
+    def bad(detail: str) -> WireError:
+        return WireError("invalid clinical event", detail)
+
+    if p.type == "session_start":
+        if not _PATIENT_CODE.match(p.patient_code):
+            raise bad(
+                "patient_code must be a pseudonymous code (3-24 letters, digits or '-', with a digit), "
+                "never a name"
+            )
+        if p.weight_kg is None or not 20 <= p.weight_kg <= 300:
+            raise bad("weight_kg must be 20-300")
+        if p.drug not in DRUGS or p.route not in ROUTES:
+            raise bad(f"drug must be one of {', '.join(DRUGS)} and route one of {', '.join(ROUTES)}")
+        if (p.planned_mg is None) == (p.planned_mg_per_kg is None):
+            raise bad("give the planned dose as planned_mg or planned_mg_per_kg (one of them)")
+        if p.route == "iv-infusion" and not p.duration_min:
+            raise bad("an IV infusion needs duration_min")
+        return {
+            "patient_code": p.patient_code,
+            "weight_kg": p.weight_kg,
+            "drug": p.drug,
+            "route": p.route,
+            "planned_mg": _positive(p.planned_mg, "planned_mg", 1000),
+            "planned_mg_per_kg": _positive(p.planned_mg_per_kg, "planned_mg_per_kg", 10),
+            "duration_min": _positive(p.duration_min, "duration_min", 600),
+            "nurse": p.nurse[:64],
+            "concentration_mg_ml": _positive(p.concentration_mg_ml, "concentration_mg_ml", 100),
+        }
+    if p.type == "dose":
+        if p.route not in ROUTES:
+            raise bad(f"route must be one of {', '.join(ROUTES)}")
+        if (p.mg is None) == (p.mg_per_kg is None):
+            raise bad("give the dose as mg or mg_per_kg (one of them)")
+        if p.route == "iv-infusion" and not p.duration_min:
+            raise bad("an infusion dose needs duration_min")
+        given_at = parse_iso(p.given_at) if p.given_at else None
+        return {
+            "route": p.route,
+            "mg": _positive(p.mg, "mg", 1000),
+            "mg_per_kg": _positive(p.mg_per_kg, "mg_per_kg", 10),
+            "duration_min": _positive(p.duration_min, "duration_min", 600),
+            "given_at": given_at,
+            "supersedes": p.supersedes[:64],
+            "confirmed": p.confirmed,
+        }
+    if p.type == "assessment":
+        if p.kind not in _ASSESSMENT_RANGES:
+            raise bad(f"kind must be one of {', '.join(ASSESSMENT_KINDS)}")
+        low, high, items = _ASSESSMENT_RANGES[p.kind]
+        if items:
+            if len(p.answers) != items or not all(low <= a <= high for a in p.answers):
+                raise bad(f"{p.kind} needs {items} answers, each {low}-{high}")
+            score = sum(p.answers)
+        else:
+            if p.score is None or not low <= p.score <= high:
+                raise bad(f"{p.kind} score must be {low}-{high}")
+            score = p.score
+        return {"kind": p.kind, "score": score, "answers": list(p.answers)}
+    if p.type == "session_end":
+        return {"summary": dict(p.summary)}
+    return {}
 
 
 _clinical_decoder = msgspec.json.Decoder(_ClinicalPayload)
@@ -365,6 +469,7 @@ def decode_clinical_event(topic: Topic, data: bytes, received_at: float) -> Clin
             raise bad(f"severity {p.severity!r} is not one of {', '.join(SEVERITIES)}")
     if p.type == "limit_change" and (not p.rule or p.limit is None or not math.isfinite(p.limit)):
         raise bad("a limit change needs a rule and a finite limit")
+    type_data = _type_data(p)
     event_id = p.event_id or hashlib.sha256(data).hexdigest()[:20]
     if not 1 <= len(event_id) <= 64:
         raise bad("event_id must be 1-64 characters")
@@ -382,6 +487,7 @@ def decode_clinical_event(topic: Topic, data: bytes, received_at: float) -> Clin
         p.alarm_id,
         p.rule,
         p.limit,
+        type_data,
     )
 
 
@@ -397,6 +503,14 @@ def encode_clinical_event(event: ClinicalEvent) -> bytes:
             payload[key] = getattr(event, key)
     if event.limit is not None:
         payload["limit"] = event.limit
+    for key, value in event.data.items():
+        if key == "given_at":
+            if value is not None:
+                payload[key] = iso(float(value))  # type: ignore[arg-type]
+        elif key == "score" and event.data.get("answers"):
+            continue  # a scale with items is scored from its answers
+        elif value not in (None, "", False) or key in ("summary",):
+            payload[key] = value
     return _encoder.encode(payload)
 
 

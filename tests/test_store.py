@@ -128,3 +128,33 @@ def test_clinical_events_and_alarm_transitions_are_stored_once_and_replayable(tm
     assert log.alarms("clinic", "room1") == [raised]
     kinds = [(received, type(event).__name__) for received, event in log.log("clinic", "room1")]
     assert kinds == [(100.5, "Observation"), (100.5, "ClinicalEvent")]
+
+
+def test_a_session_start_opens_a_patients_session_and_its_end_closes_it(tmp_path: Path) -> None:
+    from monitor.model import ClinicalEvent
+
+    log = EventLog(tmp_path / "kap.sqlite")
+    log.append([obs(1, 97, ts=100)], received_at=101)  # the room's recording before the patient
+    start = ClinicalEvent(
+        "clinic",
+        "room1",
+        200.0,
+        "session_start",
+        "Ana",
+        "s1",
+        data={"patient_code": "K-1042", "weight_kg": 70},
+    )
+    end = ClinicalEvent("clinic", "room1", 900.0, "session_end", "Ana", "s2", data={"summary": {"mg": 35}})
+    log.append([start, obs(2, 96, ts=300)], received_at=301)
+    log.append([start], received_at=302)  # redelivered: no second session
+    log.append([end], received_at=901)
+    log.append([obs(3, 98, ts=1000)], received_at=1001)  # after discharge: a new recording
+    sessions = sorted(log.sessions(), key=lambda row: row[3])  # (id, site, room, started, ended)
+    assert [(started, ended) for _, _, _, started, ended in sessions] == [
+        (101.0, 200.0),
+        (200.0, 900.0),
+        (1003.0, None),
+    ]
+    patient = sessions[1]
+    in_session = [e for _, e in log.log("clinic", "room1", session_id=patient[0])]
+    assert [type(e).__name__ for e in in_session] == ["ClinicalEvent", "Observation", "ClinicalEvent"]

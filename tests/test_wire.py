@@ -214,3 +214,58 @@ def test_alarm_transitions_round_trip() -> None:
         True,
     )
     assert wire.decode_alarm(wire.parse_topic("kap/clinic/room1/alarms"), wire.encode_alarm(t)) == t
+
+
+def test_session_start_dose_and_assessment_are_validated_and_round_trip() -> None:
+    start = wire.decode_clinical_event(
+        EVENTS,
+        b'{"type": "session_start", "author": "RN Ana", "patient_code": '
+        b'"K-1042", "weight_kg": 70, "drug": "ketamine", "route": "iv-infusion", '
+        b'"planned_mg_per_kg": 0.5, "duration_min": 40, "nurse": "RN Ana"}',
+        1.0,
+    )
+    assert start.data["patient_code"] == "K-1042" and start.data["weight_kg"] == 70
+    assert wire.decode_clinical_event(EVENTS, wire.encode_clinical_event(start), 2.0) == start
+    dose = wire.decode_clinical_event(
+        EVENTS,
+        b'{"type": "dose", "author": "x", "route": "im", "mg": 35, "given_at": "2026-11-24T14:00:00Z"}',
+        1.0,
+    )
+    assert dose.data["mg"] == 35 and dose.data["given_at"] == wire.parse_iso("2026-11-24T14:00:00Z")
+    assert wire.decode_clinical_event(EVENTS, wire.encode_clinical_event(dose), 2.0) == dose
+    cadss = wire.decode_clinical_event(
+        EVENTS, b'{"type": "assessment", "author": "x", "kind": "cadss6", "answers": [1, 0, 2, 0, 1, 0]}', 1.0
+    )
+    assert cadss.data["score"] == 4
+    assert wire.decode_clinical_event(EVENTS, wire.encode_clinical_event(cadss), 2.0) == cadss
+
+
+@pytest.mark.parametrize(
+    ("payload", "detail"),
+    [
+        (
+            b'{"type": "session_start", "author": "x", "patient_code": "Jane Doe", "weight_kg": 70, "drug": '
+            b'"ketamine", "route": "im", "planned_mg": 35}',
+            "never a name",
+        ),
+        (
+            b'{"type": "session_start", "author": "x", "patient_code": "K-1", "weight_kg": 7, "drug": '
+            b'"ketamine", "route": "im", "planned_mg": 35}',
+            "weight_kg",
+        ),
+        (
+            b'{"type": "session_start", "author": "x", "patient_code": "K-1", "weight_kg": 70, "drug": '
+            b'"ketamine", "route": "iv-infusion", "planned_mg": 35}',
+            "needs duration_min",
+        ),
+        (b'{"type": "dose", "author": "x", "route": "im"}', "mg or mg_per_kg"),
+        (b'{"type": "dose", "author": "x", "route": "im", "mg": -3}', "must be above 0"),
+        (b'{"type": "dose", "author": "x", "route": "rectal", "mg": 3}', "route must be one of"),
+        (b'{"type": "assessment", "author": "x", "kind": "moaas", "score": 7}', "moaas score must be 0-5"),
+        (b'{"type": "assessment", "author": "x", "kind": "cadss6", "answers": [1, 2]}', "needs 6 answers"),
+    ],
+)
+def test_bad_session_events_are_refused_with_a_reason(payload: bytes, detail: str) -> None:
+    with pytest.raises(wire.WireError) as err:
+        wire.decode_clinical_event(EVENTS, payload, received_at=1.0)
+    assert detail in str(err.value)
