@@ -48,3 +48,46 @@ def note(page: dict[str, str], clock: Clock, author: str | None, text: str) -> C
     """None for an empty note: nothing to record."""
     text = (text or "").strip()
     return _event(page, clock, "note", author, text=text) if text else None
+
+
+def _validated(event: ClinicalEvent) -> ClinicalEvent:
+    """Run a page's event through the decoder the core uses, so a nurse sees a refusal at once, with its
+    reason, instead of the core refusing it quietly."""
+    from monitor import wire
+
+    topic = wire.parse_topic(wire.events_topic(event.site, event.room))
+    return wire.decode_clinical_event(topic, wire.encode_clinical_event(event), event.ts)
+
+
+def session_start(page: dict[str, str], clock: Clock, author: str | None, **fields: object) -> ClinicalEvent:
+    """Raises wire.WireError with the reason when a field is missing or wrong."""
+    data = {k: v for k, v in fields.items() if v not in (None, "")}
+    return _validated(_event(page, clock, "session_start", author, data=data))
+
+
+def dose(page: dict[str, str], clock: Clock, author: str | None, **fields: object) -> ClinicalEvent:
+    data = {k: v for k, v in fields.items() if v not in (None, "")}
+    return _validated(_event(page, clock, "dose", author, data=data))
+
+
+def assessment(
+    page: dict[str, str],
+    clock: Clock,
+    author: str | None,
+    kind: str,
+    *,
+    score: int | None = None,
+    answers: list[int] | None = None,
+) -> ClinicalEvent:
+    data: dict[str, object] = {"kind": kind}
+    if answers:
+        data["answers"] = answers
+    else:
+        data["score"] = score
+    return _validated(_event(page, clock, "assessment", author, data=data))
+
+
+def session_end(
+    page: dict[str, str], clock: Clock, author: str | None, summary: dict[str, object]
+) -> ClinicalEvent:
+    return _validated(_event(page, clock, "session_end", author, data={"summary": summary}))

@@ -8,16 +8,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import unquote
 
-from dash import ALL, ClientsideFunction, Dash, Input, Output, State, ctx, no_update
+from dash import ALL, ClientsideFunction, Dash, Input, Output, State, ctx, html, no_update
 from dash.backends.ws import DashWebsocketCallback
 from dash.exceptions import WebsocketDisconnected
 
-from monitor import actions, alarm_log, wire
+from monitor import actions, alarm_log, session_view, wire
 from monitor.clock import SYSTEM_CLOCK, Clock
-from monitor.layouts import alarm_log_page, bedside, home, shell
+from monitor.layouts import alarm_log_page, bedside, home, session_panel, shell
 from monitor.live import LiveHub
 from monitor.model import ClinicalEvent
 from monitor.store import EventLog
@@ -175,6 +176,199 @@ def create_app(hub: LiveHub, store: EventLog, clock: Clock = SYSTEM_CLOCK, *, si
             return "a note needs some text", no_update
         return record(event, "note recorded"), ""
 
+    def refused(exc: Exception) -> str:
+        return f"refused: {getattr(exc, 'detail', exc)}"
+
+    @app.callback(
+        Output("start-feedback", "children"),
+        Input("start-session", "n_clicks"),
+        State("start-code", "value"),
+        State("start-weight", "value"),
+        State("start-drug", "value"),
+        State("start-route", "value"),
+        State("start-planned", "value"),
+        State("start-duration", "value"),
+        State("start-concentration", "value"),
+        State("start-nurse", "value"),
+        State("page-live", "data"),
+        State("author", "value"),
+        prevent_initial_call=True,
+    )
+    def start_session(n, code, weight, drug, route, planned, duration, concentration, nurse, page, author):  # type: ignore[no-untyped-def]
+        page = bedside_page(page)
+        if not n or page is None:
+            return no_update
+        try:
+            event = actions.session_start(
+                page,
+                clock,
+                author or nurse,
+                patient_code=(code or "").strip(),
+                weight_kg=weight,
+                drug=drug,
+                route=route,
+                planned_mg_per_kg=planned,
+                duration_min=duration,
+                concentration_mg_ml=concentration,
+                nurse=nurse or "",
+            )
+        except (ValueError, TypeError) as exc:
+            return refused(exc)
+        hub.record(event)
+        return "session started"
+
+    def _dose_fields(route, amount, unit, duration, given):  # type: ignore[no-untyped-def]
+        fields: dict[str, object] = {"route": route, "duration_min": duration}
+        fields["mg_per_kg" if unit == "mg/kg" else "mg"] = amount
+        if given:
+            hour, _, minute = str(given).strip().partition(":")
+            today = datetime.fromtimestamp(clock.now())
+            fields["given_at"] = (
+                today.replace(hour=int(hour), minute=int(minute or 0), second=0)
+                .astimezone(UTC)
+                .isoformat()
+                .replace("+00:00", "Z")
+            )
+        return fields
+
+    @app.callback(
+        Output("dose-feedback", "children", allow_duplicate=True),
+        Output("dose-confirm", "opened"),
+        Output("dose-confirm-text", "children"),
+        Output("pending-dose", "data"),
+        Input("log-dose", "n_clicks"),
+        State("dose-route", "value"),
+        State("dose-amount", "value"),
+        State("dose-unit", "value"),
+        State("dose-duration", "value"),
+        State("dose-time", "value"),
+        State("page-live", "data"),
+        prevent_initial_call=True,
+    )
+    def log_dose(n, route, amount, unit, duration, given, page):  # type: ignore[no-untyped-def]
+        page = bedside_page(page)
+        if not n or page is None:
+            return no_update, no_update, no_update, no_update
+        try:
+            fields = _dose_fields(route, amount, unit, duration, given)
+        except ValueError:
+            return "refused: 'given at' must be HH:MM", False, "", None
+        state = hub.room_state((page["site"], page["room"]))
+        if state is None or state.session is None or state.ended is not None:
+            return "start a session first", False, "", None
+        kg = session_view.weight(state.session)
+        mg = float(amount or 0) * (kg if unit == "mg/kg" else 1.0)
+        pump = store.observations(
+            state.site, state.room, since=state.session.ts, codes=session_view.PUMP_CODES
+        )
+        questions = session_view.dose_questions(state, pump, mg) if mg > 0 else []
+        if questions:
+            return "", True, [html.P(q) for q in questions], fields
+        return _give(page, fields), False, "", None
+
+    @app.callback(
+        Output("dose-feedback", "children", allow_duplicate=True),
+        Output("dose-confirm", "opened", allow_duplicate=True),
+        Input("dose-confirm-yes", "n_clicks"),
+        Input("dose-confirm-no", "n_clicks"),
+        State("pending-dose", "data"),
+        State("page-live", "data"),
+        prevent_initial_call=True,
+    )
+    def confirm_dose(yes, no, pending, page):  # type: ignore[no-untyped-def]
+        page = bedside_page(page)
+        if ctx.triggered_id != "dose-confirm-yes" or not pending or page is None:
+            return "dose not given", False
+        return _give(page, {**pending, "confirmed": True}), False
+
+    def _give(page: dict[str, str], fields: dict[str, object]) -> str:
+        try:
+            event = actions.dose(page, clock, None, **fields)
+        except (ValueError, TypeError) as exc:
+            return refused(exc)
+        hub.record(event)
+        marked = " (confirmed over the limit)" if fields.get("confirmed") else ""
+        return f"dose logged{marked}"
+
+    @app.callback(
+        Output("assessment-feedback", "children", allow_duplicate=True),
+        Input({"type": "assess", "kind": ALL, "value": ALL}, "n_clicks"),
+        Input("record-cadss", "n_clicks"),
+        Input("record-aldrete", "n_clicks"),
+        State({"type": "cadss", "item": ALL}, "value"),
+        State({"type": "aldrete", "item": ALL}, "value"),
+        State("page-live", "data"),
+        State("author", "value"),
+        prevent_initial_call=True,
+    )
+    def record_assessment(taps, cadss_n, aldrete_n, cadss, aldrete, page, author):  # type: ignore[no-untyped-def]
+        page = bedside_page(page)
+        trigger = ctx.triggered_id
+        if page is None or not ctx.triggered or not ctx.triggered[0]["value"]:
+            return no_update
+        try:
+            if trigger == "record-cadss":
+                event = actions.assessment(page, clock, author, "cadss6", answers=[int(v) for v in cadss])
+            elif trigger == "record-aldrete":
+                event = actions.assessment(page, clock, author, "aldrete", answers=[int(v) for v in aldrete])
+            else:
+                event = actions.assessment(
+                    page, clock, author, str(trigger["kind"]), score=int(trigger["value"])
+                )
+        except (ValueError, TypeError) as exc:
+            return refused(exc)
+        hub.record(event)
+        return f"{event.data['kind']} {event.data['score']} recorded"
+
+    @app.callback(
+        Output("discharge-check", "children"),
+        Input("check-discharge", "n_clicks"),
+        Input("end-session", "n_clicks"),
+        State("page-live", "data"),
+        State("author", "value"),
+        prevent_initial_call=True,
+    )
+    def discharge(check_n, end_n, page, author):  # type: ignore[no-untyped-def]
+        page = bedside_page(page)
+        if page is None or not ctx.triggered or not ctx.triggered[0]["value"]:
+            return no_update
+        state = hub.room_state((page["site"], page["room"]))
+        if state is None or state.session is None or state.ended is not None:
+            return "no session in this room"
+        now = clock.now()
+        pump = store.observations(
+            state.site, state.room, since=state.session.ts, codes=session_view.PUMP_CODES
+        )
+        vitals = store.observations(
+            state.site, state.room, since=state.session.ts, codes=tuple(session_view.VITAL_CODES_ALL)
+        )
+        check = session_view.discharge(state, pump, vitals, now)
+        items = [(i.name, i.ok, i.detail) for i in check.items]
+        shown = session_panel.discharge_items(check.ok, items)
+        if ctx.triggered_id == "end-session":
+            mg, per_kg = session_view.cumulative(
+                session_view.session_doses(state, pump), session_view.weight(state.session), until=now
+            )
+            summary = {
+                "discharge_ok": check.ok,
+                "missing": [f"{n}: {d}" for n, ok, d in items if not ok],
+                "mg": round(mg, 2),
+                "mg_per_kg": round(per_kg, 3),
+                "duration_s": round(now - state.session.ts),
+                "notes": len(state.clinical),
+                "assessments": len(state.assessments),
+            }
+            hub.record(actions.session_end(page, clock, author, summary))
+            return html.Div(
+                [
+                    html.P(
+                        "Session ended" + ("" if check.ok else " before every discharge criterion was met")
+                    ),
+                    shown,
+                ]
+            )
+        return shown
+
     log_filters = ("log-session", "log-priority", "log-state", "log-kind", "log-text")
 
     @app.callback(
@@ -243,7 +437,7 @@ def create_app(hub: LiveHub, store: EventLog, clock: Clock = SYSTEM_CLOCK, *, si
         while not ws.is_shutdown:
             try:
                 if page.get("page") == "bedside":
-                    await bedside.stream(ws, hub, clock, page)
+                    await bedside.stream(ws, hub, store, clock, page)
                 elif page.get("page") == "home":
                     await home.stream(ws, hub, clock)
                 return

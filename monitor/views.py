@@ -63,11 +63,7 @@ class RoomState:
             else:
                 self.alarms[event.id] = event
         elif isinstance(event, ClinicalEvent):
-            if event.type in ("note", "side_effect") and all(
-                e.event_id != event.event_id for e in self.clinical
-            ):
-                self.clinical.append(event)
-                del self.clinical[:-MAX_CLINICAL_SHOWN]
+            self._apply_clinical(event)
         elif isinstance(event, CommandReply):
             self.replies[event.device] = event
         elif isinstance(event, Observation):
@@ -78,6 +74,27 @@ class RoomState:
             current_status = self.devices.get(event.device)
             if current_status is None or event.ts >= current_status.ts:
                 self.devices[event.device] = event
+
+    def _apply_clinical(self, event: ClinicalEvent) -> None:
+        if event.type == "session_start":
+            if self.session is None or self.session.event_id != event.event_id:
+                # a new patient: the screen starts afresh (the core starts their alarms afresh too)
+                self.session, self.ended = event, None
+                self.clinical, self.doses, self.assessments = [], [], []
+                self.alarms, self.raised_by = {}, {}
+            return
+        if event.type == "session_end":
+            self.ended = event
+            return
+        kept = {
+            "dose": self.doses,
+            "assessment": self.assessments,
+            "note": self.clinical,
+            "side_effect": self.clinical,
+        }.get(event.type)
+        if kept is not None and all(e.event_id != event.event_id for e in kept):
+            kept.append(event)
+            del kept[:-MAX_CLINICAL_SHOWN]
 
 
 @dataclass(frozen=True, slots=True)

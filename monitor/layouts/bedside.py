@@ -6,6 +6,7 @@ changed (text of a number, a state class) and extends the trend with only the ne
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import dash_mantine_components as dmc
@@ -13,9 +14,9 @@ import plotly.graph_objects as go
 from dash import dcc, html, set_props
 from dash.backends.ws import DashWebsocketCallback
 
-from monitor import mdc
+from monitor import mdc, session_view
 from monitor.clock import Clock
-from monitor.layouts import alarm_panel, clinical
+from monitor.layouts import alarm_panel, clinical, session_panel, timeline
 from monitor.live import LiveHub
 from monitor.model import Observation
 from monitor.store import EventLog
@@ -37,6 +38,10 @@ from monitor.views import (
 MAX_TREND_POINTS = TREND_WINDOW_S + 120
 #: the pleth sweep: 6 s at 75 Hz
 PLETH_POINTS = 6 * 75
+#: the session timeline is redrawn when its events change, and at least this often (its vitals move)
+TIMELINE_EVERY_S = 15.0
+TIMELINE_AHEAD_S = 30 * 60.0
+TIMELINE_VITALS = (mdc.SPO2.code, mdc.PULSE_RATE.code, mdc.NIBP_SYS.code, mdc.NIBP_DIA.code)
 #: the cuff cycles a nurse can choose (the module takes 1-60 min)
 BP_INTERVALS_MIN = (1, 2, 3, 5, 10, 15, 20, 30, 45, 60)
 
@@ -267,6 +272,7 @@ def layout(state: RoomState, store: EventLog, clock: Clock) -> html.Div:
             html.Div(id="conditions", className="conditions", **props["conditions"]),
             html.Div(id="devices", className="devices", **props["devices"]),
             alarm_panel.panel(alarm_panel_view(state, now)),
+            _session_area(state, store, now),
             html.Div(
                 className="numerics",
                 children=[
@@ -290,9 +296,78 @@ def layout(state: RoomState, store: EventLog, clock: Clock) -> html.Div:
                 config={"displaylogo": False},
                 style={"marginTop": "16px"},
             ),
+            dcc.Graph(
+                id="timeline",
+                figure=_timeline(state, store, now),
+                config={"displaylogo": False},
+                style={"marginTop": "16px", "display": "block" if _has_session(state) else "none"},
+            ),
+            dcc.Store(id="pending-dose"),
             clinical.entry(),
             html.Div(clinical.note_items(notes_view(state)), id="notes", className="notes"),
         ]
+    )
+
+
+def _has_session(state: RoomState) -> bool:
+    return state.session is not None and state.ended is None
+
+
+def _pump_stream(state: RoomState, store: EventLog) -> list[Observation]:
+    if state.session is None:
+        return []
+    return store.observations(state.site, state.room, since=state.session.ts, codes=session_view.PUMP_CODES)
+
+
+def _session_props(state: RoomState, store: EventLog, now: float) -> dict[str, dict[str, Any]]:
+    view = session_view.session_view(state, _pump_stream(state, store), now)
+    due = [html.Span(f"{d.label}: {d.state.upper()}", className=f"due due-{d.state}") for d in view.due]
+    return {
+        "session-start": {"style": {"display": "none" if view.active else "block"}},
+        "session-running": {"style": {"display": "block" if view.active else "none"}},
+        "session-who": {"children": view.who},
+        "session-dose": {"children": view.dose_text},
+        "session-concentration": {"children": view.concentration_text},
+        "assessments-due": {"children": due or [html.Span("No assessment due", className="due")]},
+        "timeline": {"style": {"marginTop": "16px", "display": "block" if view.active else "none"}},
+    }
+
+
+def _session_area(state: RoomState, store: EventLog, now: float) -> html.Div:
+    props = _session_props(state, store, now)
+    start, running = session_panel.start_form(), session_panel.running("", "", "")
+    start.style, running.style = props["session-start"]["style"], props["session-running"]["style"]
+    # the discharge check stays in view when the session ends and its panel closes
+    return html.Div(
+        [start, running, html.Div(id="discharge-check", className="discharge-check")], id="session-area"
+    )
+
+
+def _timeline(state: RoomState, store: EventLog, now: float) -> dict:  # type: ignore[type-arg]
+    """The session's timeline, from the store (vitals, pump) and the room's session events."""
+    if state.session is None:
+        return {}
+    start = state.session.ts
+    # a running session's estimate looks 30 min ahead: where the concentration is heading matters
+    end = state.ended.ts if state.ended else now + TIMELINE_AHEAD_S
+    vitals = store.observations(state.site, state.room, since=start, codes=TIMELINE_VITALS)
+    doses = session_view.session_doses(state, _pump_stream(state, store))
+    kg = session_view.weight(state.session)
+    curves = {m: session_view.concentration(doses, kg, start, end, m) for m in ("clements", "domino")}
+    alarms = store.alarms(state.site, state.room)
+    return timeline.figure(
+        vitals, doses, curves, state.clinical, state.assessments, [a for a in alarms if a.ts >= start]
+    )
+
+
+def _timeline_signature(state: RoomState) -> tuple[object, ...]:
+    return (
+        state.session.event_id if state.session else None,
+        state.ended is not None,
+        len(state.doses),
+        len(state.clinical),
+        len(state.assessments),
+        len(state.alarms),
     )
 
 
@@ -330,13 +405,17 @@ def send_interval(hub: LiveHub, clock: Clock, page: dict[str, str] | None, minut
     return f"changing the cycle to every {minutes} min..."
 
 
-async def stream(ws: DashWebsocketCallback, hub: LiveHub, clock: Clock, room: dict[str, str]) -> None:
+async def stream(
+    ws: DashWebsocketCallback, hub: LiveHub, store: EventLog, clock: Clock, room: dict[str, str]
+) -> None:
     """Push changed numbers and new trend points for one room until the page goes away."""
     key = (room["site"], room["room"])
     sub = hub.subscribe(key)
     shown: dict[str, dict[str, Any]] = {}
     shown_notes: tuple[NoteView, ...] | None = None
     pleth_started = False
+    timeline_shown: tuple[object, ...] | None = None
+    timeline_at = clock.now()
     try:
         while not ws.is_shutdown:
             batch = await sub.next_batch(timeout=1.0)
@@ -351,6 +430,17 @@ async def stream(ws: DashWebsocketCallback, hub: LiveHub, clock: Clock, room: di
                 if shown.get(component_id) != values:
                     set_props(component_id, values)
                     shown[component_id] = values
+            session_props = await asyncio.to_thread(_session_props, state, store, now)
+            for component_id, values in session_props.items():
+                if shown.get(component_id) != values:
+                    set_props(component_id, values)
+                    shown[component_id] = values
+            signature = _timeline_signature(state)
+            if state.session is not None and (
+                signature != timeline_shown or now - timeline_at > TIMELINE_EVERY_S
+            ):
+                set_props("timeline", {"figure": await asyncio.to_thread(_timeline, state, store, now)})
+                timeline_shown, timeline_at = signature, now
             notes = notes_view(state)
             if notes != shown_notes:
                 set_props("notes", {"children": clinical.note_items(notes)})
