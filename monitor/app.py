@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -223,12 +223,7 @@ def create_app(hub: LiveHub, store: EventLog, clock: Clock = SYSTEM_CLOCK, *, si
         if given:
             hour, _, minute = str(given).strip().partition(":")
             today = datetime.fromtimestamp(clock.now())
-            fields["given_at"] = (
-                today.replace(hour=int(hour), minute=int(minute or 0), second=0)
-                .astimezone(UTC)
-                .isoformat()
-                .replace("+00:00", "Z")
-            )
+            fields["given_at"] = today.replace(hour=int(hour), minute=int(minute or 0), second=0).timestamp()
         return fields
 
     @app.callback(
@@ -236,6 +231,7 @@ def create_app(hub: LiveHub, store: EventLog, clock: Clock = SYSTEM_CLOCK, *, si
         Output("dose-confirm", "opened"),
         Output("dose-confirm-text", "children"),
         Output("pending-dose", "data"),
+        Output("amend-target", "data", allow_duplicate=True),
         Input("log-dose", "n_clicks"),
         State("dose-route", "value"),
         State("dose-amount", "value"),
@@ -243,28 +239,52 @@ def create_app(hub: LiveHub, store: EventLog, clock: Clock = SYSTEM_CLOCK, *, si
         State("dose-duration", "value"),
         State("dose-time", "value"),
         State("page-live", "data"),
+        State("amend-target", "data"),
         prevent_initial_call=True,
     )
-    def log_dose(n, route, amount, unit, duration, given, page):  # type: ignore[no-untyped-def]
+    def log_dose(n, route, amount, unit, duration, given, page, amend):  # type: ignore[no-untyped-def]
         page = bedside_page(page)
         if not n or page is None:
-            return no_update, no_update, no_update, no_update
+            return no_update, no_update, no_update, no_update, no_update
         try:
             fields = _dose_fields(route, amount, unit, duration, given)
         except ValueError:
-            return "refused: 'given at' must be HH:MM", False, "", None
+            return "refused: 'given at' must be HH:MM", False, "", None, no_update
         state = hub.room_state((page["site"], page["room"]))
         if state is None or state.session is None or state.ended is not None:
-            return "start a session first", False, "", None
+            return "start a session first", False, "", None, no_update
+        if amend:
+            fields["supersedes"] = amend
+            original = next((e for e in state.doses if e.event_id == amend), None)
+            if original is not None and "given_at" not in fields:  # a correction keeps the dose's time
+                kept = session_view.dose_of(original, session_view.weight(state.session)).ts
+                fields["given_at"] = kept
         kg = session_view.weight(state.session)
         mg = float(amount or 0) * (kg if unit == "mg/kg" else 1.0)
+        if amend and mg == 0:  # voiding a dose entered in error
+            fields.pop("mg_per_kg", None)
+            fields["mg"] = 0.0
         pump = store.observations(
             state.site, state.room, since=state.session.ts, codes=session_view.PUMP_CODES
         )
-        questions = session_view.dose_questions(state, pump, mg) if mg > 0 else []
+        questions = session_view.dose_questions(state, pump, mg, replacing=amend) if mg > 0 else []
         if questions:
-            return "", True, [html.P(q) for q in questions], fields
-        return _give(page, fields), False, "", None
+            return "", True, [html.P(q) for q in questions], fields, None
+        return _give(page, fields), False, "", None, None
+
+    @app.callback(
+        Output("amend-target", "data"),
+        Output("dose-feedback", "children", allow_duplicate=True),
+        Input({"type": "amend", "dose": ALL}, "n_clicks"),
+        prevent_initial_call=True,
+    )
+    def choose_correction(clicks):  # type: ignore[no-untyped-def]
+        trigger = ctx.triggered_id
+        if not isinstance(trigger, dict) or not ctx.triggered or not ctx.triggered[0]["value"]:
+            return no_update, no_update
+        return str(
+            trigger["dose"]
+        ), "correcting that dose: enter the corrected amount (0 voids it), then Log dose"
 
     @app.callback(
         Output("dose-feedback", "children", allow_duplicate=True),

@@ -14,7 +14,15 @@ from datetime import UTC, datetime
 from monitor import mdc
 from monitor.assessments import Due, default_schedule, due_assessments
 from monitor.discharge import VITAL_CODES, DischargeCheck, discharge_check
-from monitor.dosing import Dose, check_dose, cumulative, dose_inputs, effective_doses, pump_segments
+from monitor.dosing import (
+    Dose,
+    check_dose,
+    cumulative,
+    dose_inputs,
+    effective_doses,
+    pump_segments,
+    resolve_amendments,
+)
 from monitor.model import ClinicalEvent, Observation
 from monitor.pk import concentration_curve, curve_times
 from monitor.views import RoomState
@@ -118,13 +126,48 @@ def session_view(state: RoomState, pump_stream: list[Observation], now: float) -
     return SessionView(True, who, dose_text, conc_text, due)
 
 
-def dose_questions(state: RoomState, pump_stream: list[Observation], new_mg: float) -> list[str]:
-    """Why a new dose needs confirmation (over the planned dose or the ceiling); [] when it does not."""
+def dose_questions(
+    state: RoomState, pump_stream: list[Observation], new_mg: float, replacing: str | None = None
+) -> list[str]:
+    """Why a new dose needs confirmation (over the planned dose or the ceiling); [] when it does not.
+    A correction (`replacing` a dose) is checked without the dose it corrects."""
     if state.session is None:
         return []
     kg = weight(state.session)
-    given, _ = cumulative(session_doses(state, pump_stream), kg)
+    # what counts now, less the dose being corrected (the entries it already corrected stay superseded)
+    doses = [d for d in effective_doses(session_doses(state, pump_stream)) if d.dose_id != replacing]
+    given, _ = cumulative(doses, kg)
     return check_dose(new_mg, given, planned_mg(state.session), DEFAULT_CEILING_MG_PER_KG, kg)
+
+
+def baseline_and_latest(
+    vitals: list[Observation], dosing_started: float | None
+) -> tuple[dict[str, float], dict[str, tuple[float, float]]]:
+    """The reference vitals (the last valid value before dosing, else the first one) and the latest."""
+    baseline: dict[str, float] = {}
+    latest: dict[str, tuple[float, float]] = {}
+    for obs in vitals:  # in time order
+        name = VITAL_CODES.get(obs.code)
+        if name is None or not obs.valid or obs.value is None:
+            continue
+        if dosing_started is None or obs.ts <= dosing_started:
+            baseline[name] = obs.value
+        baseline.setdefault(name, obs.value)
+        latest[name] = (obs.value, obs.ts)
+    return baseline, latest
+
+
+def baseline_text(state: RoomState, pump_stream: list[Observation], vitals: list[Observation]) -> str:
+    """ "Baseline 122/78 mmHg, pulse 72, SpO2 98 %": the reference every later vital is read against."""
+    baseline, _ = baseline_and_latest(vitals, dosing_start(session_doses(state, pump_stream)))
+    parts = []
+    if "systolic" in baseline and "diastolic" in baseline:
+        parts.append(f"{baseline['systolic']:.0f}/{baseline['diastolic']:.0f} mmHg")
+    if "pulse" in baseline:
+        parts.append(f"pulse {baseline['pulse']:.0f}")
+    if "spo2" in baseline:
+        parts.append(f"SpO2 {baseline['spo2']:.0f} %")
+    return "Baseline " + ", ".join(parts) if parts else "Baseline: waiting for the first vitals"
 
 
 def discharge(
@@ -136,16 +179,7 @@ def discharge(
     doses = session_doses(state, pump_stream)
     effective = effective_doses(doses)
     start = dosing_start(doses)
-    baseline: dict[str, float] = {}
-    latest: dict[str, tuple[float, float]] = {}
-    for obs in vitals:  # in time order: the first valid value is the baseline, the last the latest
-        name = VITAL_CODES.get(obs.code)
-        if name is None or not obs.valid or obs.value is None:
-            continue
-        if start is None or obs.ts <= start:
-            baseline[name] = obs.value
-        baseline.setdefault(name, obs.value)
-        latest[name] = (obs.value, obs.ts)
+    baseline, latest = baseline_and_latest(vitals, start)
     scores = {kind: None for kind in ("moaas", "aldrete")}
     for e in state.assessments:
         if e.data.get("kind") in scores:
@@ -170,3 +204,31 @@ def discharge(
 
 PUMP_CODES = (mdc.INFUSION_RATE.code, mdc.VOLUME_INFUSED.code)
 VITAL_CODES_ALL = tuple(VITAL_CODES)
+
+
+@dataclass(frozen=True, slots=True)
+class DoseRow:
+    dose_id: str
+    text: str  # "14:03 IM 35.0 mg (0.50 mg/kg) by RN Ana"
+    status: str  # "counts", "superseded", "pump"
+    can_correct: bool
+
+
+def dose_rows(state: RoomState, pump_stream: list[Observation]) -> tuple[DoseRow, ...]:
+    """Every dose recorded, newest first, with what became of it: corrections never overwrite."""
+    if state.session is None:
+        return ()
+    kg = weight(state.session)
+    doses = session_doses(state, pump_stream)
+    resolved = resolve_amendments(doses)
+    counted = {d.dose_id for d in resolved.effective}
+    rows = []
+    for d in sorted(doses, key=lambda d: d.ts, reverse=True):
+        over = f" over {d.duration_s / 60:.0f} min" if d.duration_s else ""
+        corrects = ", corrects an earlier entry" if d.supersedes else ""
+        who = f" by {d.author}" if d.author else ""
+        marked = " (confirmed over the limit)" if d.confirmed_over_limit else ""
+        text = f"{_clock(d.ts)} {d.route} {d.mg:.1f} mg ({d.mg / kg:.2f} mg/kg){over}{who}{marked}{corrects}"
+        status = "pump" if d.source == "pump" else ("counts" if d.dose_id in counted else "superseded")
+        rows.append(DoseRow(d.dose_id, text, status, d.source == "manual" and d.dose_id in counted))
+    return tuple(rows)

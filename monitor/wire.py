@@ -407,6 +407,16 @@ def _type_data(p: _ClinicalPayload) -> dict[str, object]:
         if p.route == "iv-infusion" and not p.duration_min:
             raise bad("an infusion dose needs duration_min")
         given_at = parse_iso(p.given_at) if p.given_at else None
+        if p.supersedes and p.mg == 0:  # a correction to 0 mg voids a dose entered in error
+            return {
+                "route": p.route,
+                "mg": 0.0,
+                "mg_per_kg": None,
+                "duration_min": None,
+                "given_at": given_at,
+                "supersedes": p.supersedes[:64],
+                "confirmed": p.confirmed,
+            }
         return {
             "route": p.route,
             "mg": _positive(p.mg, "mg", 1000),

@@ -25,7 +25,7 @@ def text(browser, element_id: str) -> str:  # type: ignore[no-untyped-def]
 def typed(browser, element_id: str, value: str) -> None:  # type: ignore[no-untyped-def]
     box = browser.find_element(By.ID, element_id)
     box.send_keys(Keys.CONTROL, "a")
-    box.send_keys(value)
+    box.send_keys(value, Keys.TAB)  # leaving the field commits it, as a nurse moving on would
 
 
 def trace(browser, name: str) -> dict:  # type: ignore[no-untyped-def]
@@ -57,6 +57,7 @@ def test_a_session_from_start_to_the_discharge_check(room1, mosquitto, procs, br
     browser.find_element(By.ID, "start-session").click()
     wait.until(lambda b: b.find_element(By.ID, "session-running").is_displayed())
     wait.until(lambda b: "K-1042" in text(b, "session-who") and "70 kg" in text(b, "session-who"))
+    wait.until(lambda b: "SpO2 94 %" in text(b, "session-baseline"))  # the reference vitals
 
     typed(browser, "dose-amount", "35")  # IM is the default route; 35 mg = 0.50 mg/kg
     browser.find_element(By.ID, "log-dose").click()
@@ -70,9 +71,22 @@ def test_a_session_from_start_to_the_discharge_check(room1, mosquitto, procs, br
     wait.until(lambda b: "dose not given" in text(b, "dose-feedback"))
     assert "Given 35.0 mg" in text(browser, "session-dose")
 
+    # a correction never overwrites: the 35 mg entry was really 30 mg
+    wait.until(
+        lambda b: b.execute_script(
+            "const x = document.querySelector('#dose-list button'); if (x) x.click(); return !!x;"
+        )
+    )
+    wait.until(lambda b: "correcting that dose" in text(b, "dose-feedback"))
+    typed(browser, "dose-amount", "30")
+    browser.find_element(By.ID, "log-dose").click()
+    wait.until(lambda b: "Given 30.0 mg (0.43 mg/kg)" in text(b, "session-dose"))
+    rows = text(browser, "dose-list")
+    assert "35.0 mg" in rows and "SUPERSEDED" in rows.upper() and "30.0 mg" in rows
+
     browser.find_element(By.CSS_SELECTOR, "#note-text").send_keys("calm, mild dissociation")
     browser.find_element(By.ID, "add-note").click()
-    wait.until(lambda b: trace(b, "doses")["n"] == 1 and trace(b, "notes")["n"] == 1)
+    wait.until(lambda b: trace(b, "doses")["n"] == 1 and trace(b, "notes")["n"] == 1)  # the effective dose
     assert trace(browser, "ketamine (clements, estimate)")["max"] > 0, "the concentration curve is drawn"
 
     browser.find_element(By.CSS_SELECTOR, '[id*=\'"kind":"moaas"\'][id*=\'"value":5\']').click()

@@ -303,6 +303,7 @@ def layout(state: RoomState, store: EventLog, clock: Clock) -> html.Div:
                 style={"marginTop": "16px", "display": "block" if _has_session(state) else "none"},
             ),
             dcc.Store(id="pending-dose"),
+            dcc.Store(id="amend-target"),
             clinical.entry(),
             html.Div(clinical.note_items(notes_view(state)), id="notes", className="notes"),
         ]
@@ -320,7 +321,12 @@ def _pump_stream(state: RoomState, store: EventLog) -> list[Observation]:
 
 
 def _session_props(state: RoomState, store: EventLog, now: float) -> dict[str, dict[str, Any]]:
-    view = session_view.session_view(state, _pump_stream(state, store), now)
+    pump = _pump_stream(state, store)
+    view = session_view.session_view(state, pump, now)
+    baseline = ""
+    if view.active and state.session is not None:
+        vitals = store.observations(state.site, state.room, since=state.session.ts, codes=TIMELINE_VITALS)
+        baseline = session_view.baseline_text(state, pump, vitals)
     due = [html.Span(f"{d.label}: {d.state.upper()}", className=f"due due-{d.state}") for d in view.due]
     return {
         "session-start": {"style": {"display": "none" if view.active else "block"}},
@@ -328,6 +334,8 @@ def _session_props(state: RoomState, store: EventLog, now: float) -> dict[str, d
         "session-who": {"children": view.who},
         "session-dose": {"children": view.dose_text},
         "session-concentration": {"children": view.concentration_text},
+        "session-baseline": {"children": baseline},
+        "dose-list": {"children": session_panel.dose_list(session_view.dose_rows(state, pump))},
         "assessments-due": {"children": due or [html.Span("No assessment due", className="due")]},
         "timeline": {"style": {"marginTop": "16px", "display": "block" if view.active else "none"}},
     }

@@ -7,6 +7,7 @@ import dash_mantine_components as dmc
 from dash import html
 
 from monitor.model import DRUGS, ROUTES
+from monitor.session_view import DoseRow
 
 ROUTE_LABELS = {
     "iv-infusion": "IV infusion",
@@ -59,6 +60,7 @@ def header_items(text: str, dose_text: str, concentration_text: str) -> list[htm
         html.Span(text, id="session-who", className="session-who"),
         html.Span(dose_text, id="session-dose", className="session-dose"),
         html.Span(concentration_text, id="session-concentration", className="session-concentration"),
+        html.Span("", id="session-baseline", className="session-baseline"),
     ]
 
 
@@ -102,6 +104,7 @@ def running(who: str, dose_text: str, concentration_text: str) -> html.Div:
                     ),
                 ],
             ),
+            html.Div(id="dose-list", className="dose-list"),
             html.Div(id="assessments-due", className="assessments-due"),
             html.Div(
                 className="assessment-entry",
@@ -193,3 +196,19 @@ def discharge_items(ok: bool, items: list[tuple[str, bool, str]]) -> html.Div:
             ),
         ]
     )
+
+
+def dose_list(rows: tuple[DoseRow, ...]) -> list[html.Div]:
+    return [
+        html.Div(
+            className=f"dose-row dose-{row.status}",
+            children=[
+                html.Span(row.text),
+                html.Span(row.status, className="dose-status"),
+                dmc.Button("Correct", id={"type": "amend", "dose": row.dose_id}, size="xs", variant="subtle")
+                if row.can_correct
+                else None,
+            ],
+        )
+        for row in rows
+    ]
