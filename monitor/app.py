@@ -366,18 +366,7 @@ def create_app(hub: LiveHub, store: EventLog, clock: Clock = SYSTEM_CLOCK, *, si
         items = [(i.name, i.ok, i.detail) for i in check.items]
         shown = session_panel.discharge_items(check.ok, items)
         if ctx.triggered_id == "end-session":
-            mg, per_kg = session_view.cumulative(
-                session_view.session_doses(state, pump), session_view.weight(state.session), until=now
-            )
-            summary = {
-                "discharge_ok": check.ok,
-                "missing": [f"{n}: {d}" for n, ok, d in items if not ok],
-                "mg": round(mg, 2),
-                "mg_per_kg": round(per_kg, 3),
-                "duration_s": round(now - state.session.ts),
-                "notes": len(state.clinical),
-                "assessments": len(state.assessments),
-            }
+            summary = session_view.session_summary(state, pump, check, now)
             hub.record(actions.session_end(page, clock, author, summary))
             return html.Div(
                 [

@@ -232,3 +232,20 @@ def dose_rows(state: RoomState, pump_stream: list[Observation]) -> tuple[DoseRow
         status = "pump" if d.source == "pump" else ("counts" if d.dose_id in counted else "superseded")
         rows.append(DoseRow(d.dose_id, text, status, d.source == "manual" and d.dose_id in counted))
     return tuple(rows)
+
+
+def session_summary(
+    state: RoomState, pump_stream: list[Observation], check: DischargeCheck, now: float
+) -> dict[str, object]:
+    """What is stored with a session when it ends: the discharge criteria missing, the dose, the duration."""
+    assert state.session is not None
+    mg, per_kg = cumulative(session_doses(state, pump_stream), weight(state.session), until=now)
+    return {
+        "discharge_ok": check.ok,
+        "missing": [f"{item.name}: {item.detail}" for item in check.items if not item.ok],
+        "mg": round(mg, 2),
+        "mg_per_kg": round(per_kg, 3),
+        "duration_s": round(now - state.session.ts),
+        "notes": len(state.clinical),
+        "assessments": len(state.assessments),
+    }
