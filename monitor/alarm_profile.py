@@ -55,7 +55,6 @@ from __future__ import annotations
 import math
 import re
 import string
-import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,6 +62,7 @@ from typing import Final
 
 from monitor import mdc
 from monitor.model import PRIORITIES, SEVERITIES
+from monitor.toml_files import load_named_toml
 
 #: where the shipped profiles live
 PROFILE_DIR: Final = Path(__file__).resolve().with_name("profiles")
@@ -227,24 +227,9 @@ def load_profile(path: str | Path | None = None) -> AlarmProfile:
 
     A string ending in ".toml" or containing a slash is a path. Raises AlarmProfileError.
     """
-    if path is None:
-        path = DEFAULT_PROFILE
-    text = str(path)
-    if isinstance(path, Path) or text.endswith(".toml") or "/" in text:
-        file = Path(path)
-    else:
-        file = PROFILE_DIR / f"{text}.toml"
-        if not file.is_file():
-            raise AlarmProfileError(
-                file, None, f"no profile named {text!r}; available: {', '.join(shipped_profiles())}"
-            )
-    try:
-        with file.open("rb") as handle:
-            document = tomllib.load(handle)
-    except OSError as exc:
-        raise AlarmProfileError(file, None, f"cannot read the file: {exc.strerror or exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise AlarmProfileError(file, None, f"not valid TOML: {exc}") from None
+    file, document = load_named_toml(
+        DEFAULT_PROFILE if path is None else path, PROFILE_DIR, "profile", AlarmProfileError
+    )
     return parse_profile(document, source=str(file))
 
 

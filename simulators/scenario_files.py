@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import math
 import re
-import tomllib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from monitor.toml_files import load_named_toml
 from simulators.physiology import (
     DEVICE_ACTIONS,
     REVERSE_ACTION,
@@ -184,22 +184,7 @@ def load_scenario(path_or_name: str | Path) -> ScenarioSpec:
 
     A string ending in ".toml" or containing a slash is a path. Raises ScenarioFileError.
     """
-    text = str(path_or_name)
-    if isinstance(path_or_name, Path) or text.endswith(".toml") or "/" in text:
-        path = Path(path_or_name)
-    else:
-        path = SCENARIO_DIR / f"{text}.toml"
-        if not path.is_file():
-            raise ScenarioFileError(
-                path, None, f"no scenario named {text!r}; available: {', '.join(available_scenarios())}"
-            )
-    try:
-        with path.open("rb") as file:
-            document = tomllib.load(file)
-    except OSError as exc:
-        raise ScenarioFileError(path, None, f"cannot read the file: {exc.strerror or exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ScenarioFileError(path, None, f"not valid TOML: {exc}") from None
+    path, document = load_named_toml(path_or_name, SCENARIO_DIR, "scenario", ScenarioFileError)
     return _Compiler(path).compile(document)
 
 
