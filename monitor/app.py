@@ -18,7 +18,7 @@ from dash.exceptions import WebsocketDisconnected
 
 from monitor import actions, alarm_log, session_view, wire
 from monitor.clock import SYSTEM_CLOCK, Clock
-from monitor.layouts import alarm_log_page, bedside, home, session_panel, shell
+from monitor.layouts import alarm_log_page, bedside, home, session_panel, shell, supervisor
 from monitor.live import LiveHub
 from monitor.model import ClinicalEvent
 from monitor.store import EventLog
@@ -47,6 +47,8 @@ def create_app(hub: LiveHub, store: EventLog, clock: Clock = SYSTEM_CLOCK, *, si
         path = pathname or "/"
         if path in ("/", ""):
             return home.layout(hub, clock), {"page": "home"}
+        if path.rstrip("/") == "/supervisor":
+            return supervisor.layout(hub, clock), {"page": "supervisor"}
         if path.rstrip("/") == "/alarms":
             return alarm_log_page.layout(store), None
         if path.startswith("/room/"):
@@ -378,6 +380,20 @@ def create_app(hub: LiveHub, store: EventLog, clock: Clock = SYSTEM_CLOCK, *, si
             )
         return shown
 
+    @app.callback(
+        Output("wall-feedback", "children"),
+        Input({"type": "tile-ack", "room": ALL, "site": ALL, "alarm": ALL}, "n_clicks"),
+        prevent_initial_call=True,
+    )
+    def acknowledge_from_tile(clicks):  # type: ignore[no-untyped-def]
+        """Recorded as the supervisor (who exactly comes with sign-in)."""
+        trigger = ctx.triggered_id
+        if not isinstance(trigger, dict) or not ctx.triggered or not ctx.triggered[0]["value"]:
+            return no_update
+        room = {"site": str(trigger["site"]), "room": str(trigger["room"])}
+        hub.record(actions.acknowledge(room, clock, "supervisor", str(trigger["alarm"])))
+        return f"acknowledged in {room['room']}"
+
     log_filters = ("log-session", "log-priority", "log-state", "log-kind", "log-text")
 
     @app.callback(
@@ -449,6 +465,8 @@ def create_app(hub: LiveHub, store: EventLog, clock: Clock = SYSTEM_CLOCK, *, si
                     await bedside.stream(ws, hub, store, clock, page)
                 elif page.get("page") == "home":
                     await home.stream(ws, hub, clock)
+                elif page.get("page") == "supervisor":
+                    await supervisor.stream(ws, hub, clock)
                 return
             except Exception:
                 # a bug in a page's stream must not freeze the screen a nurse trusts: say it loudly and

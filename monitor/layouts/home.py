@@ -57,7 +57,12 @@ def layout(hub: LiveHub, clock: Clock) -> html.Div:
     return html.Div(
         [
             dmc.Group(
-                [dmc.Title("Rooms", order=2), html.A("Alarm log", href="/alarms")],
+                [
+                    dmc.Title("Rooms", order=2),
+                    html.Span(
+                        [html.A("Supervisor", href="/supervisor"), " · ", html.A("Alarm log", href="/alarms")]
+                    ),
+                ],
                 justify="space-between",
                 mb="md",
             ),

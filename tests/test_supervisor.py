@@ -1,0 +1,91 @@
+"""The supervisor's wall: worst first, exceptions only, a lost link shown plainly; acknowledge from a tile."""
+
+from __future__ import annotations
+
+import pytest
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+
+from monitor.model import AlarmTransition, DeviceStatus, Observation
+from monitor.supervisor_view import wall
+from monitor.views import RoomState
+from tests.conftest import free_port
+from tests.test_alarms_live import AlarmTopic
+
+NOW = 1_800_000_000.0
+
+
+def room(name: str, *alarms: tuple[str, str], online: bool = True) -> RoomState:
+    state = RoomState("clinic", name)
+    state.apply(
+        DeviceStatus(
+            "clinic",
+            name,
+            "oximeter",
+            NOW - 60,
+            "online" if online else "offline",
+            "masimo-ascii",
+            (),
+            "" if online else "link lost",
+        )
+    )
+    state.apply(Observation("clinic", name, "oximeter", 1, NOW - 1, 150456, 97.0, "%", True))
+    for i, (priority, alarm_state) in enumerate(alarms):
+        state.apply(
+            AlarmTransition(
+                "clinic",
+                name,
+                f"{name}:{i}",
+                NOW - 5,
+                alarm_state,
+                priority,
+                "physiological",
+                "spo2_low",
+                f"{priority} alarm",
+            )
+        )
+    return state
+
+
+def test_rooms_are_ranked_worst_first_and_quiet_ones_can_be_hidden() -> None:
+    rooms = [
+        room("a-quiet"),
+        room("b-medium", ("medium", "active")),
+        room("c-link", online=False),
+        room("d-high", ("high", "active")),
+        room("e-escalated", ("medium", "escalated")),
+        room("f-low", ("low", "active")),
+    ]
+    tiles = wall(rooms, NOW)
+    assert [t.room for t in tiles] == ["d-high", "e-escalated", "b-medium", "c-link", "f-low", "a-quiet"]
+    assert "escalated" in tiles[1].css
+    assert tiles[3].spo2 == "--" and "OFFLINE" in tiles[3].link, "a lost link never shows its last numbers"
+    assert [t.room for t in wall(rooms, NOW, exceptions_only=True)][-1] == "f-low"
+
+
+@pytest.mark.browser
+def test_an_alarm_on_a_tile_is_acknowledged_by_the_supervisor(room1, mosquitto, procs, browser) -> None:  # type: ignore[no-untyped-def]
+    port = free_port()
+    procs("web", "--broker", mosquitto.address, "--db", str(room1.db), "--port", str(port)).wait_for_output(
+        "dash"
+    )
+    topic = AlarmTopic(mosquitto.port)
+    try:
+        browser.get(f"http://127.0.0.1:{port}/supervisor")
+        wait = WebDriverWait(browser, 30, poll_frequency=0.05)
+        wait.until(lambda b: "room1" in b.find_element(By.ID, "supervisor-grid").text)
+        room1.sim.send("spo2 85")
+        wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, ".tile.rank-high"))
+        assert "SpO2" in browser.find_element(By.CSS_SELECTOR, ".tile.rank-high").text
+        wait.until(
+            lambda b: b.execute_script(
+                "const x = document.querySelector('.tile.rank-high button'); if (x) x.click(); return !!x;"
+            )
+        )
+        wait.until(lambda b: topic.first("spo2_very_low", "acknowledged"))
+        _, acked = topic.first("spo2_very_low", "acknowledged")  # type: ignore[misc]
+        assert acked["user"] == "supervisor"
+        wait.until(lambda b: not b.find_elements(By.CSS_SELECTOR, ".tile.rank-high"))
+        assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []
+    finally:
+        topic.close()
