@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SYSTEM_PACKAGES := mosquitto chromium chromium-driver socat
 
-.PHONY: demo test lint system-packages clean
+.PHONY: demo test lint bench system-packages clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,11 @@ test: $(STAMP) system-packages
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+
+# Runs the benchmarks on this machine (about 12 minutes on 2 cores; `$(BIN)/python -m bench --quick` for a
+# 2-minute check, `$(BIN)/python -m bench NAME...` for some): prints the table, writes bench/results/.
+bench: $(STAMP) system-packages
+	$(BIN)/python -m bench
 
 clean:
 	rm -rf $(VENV) var .pytest_cache
