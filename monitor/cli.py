@@ -10,6 +10,7 @@ kap-monitor web         the dashboard
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import signal
 import sys
@@ -23,6 +24,10 @@ log = logging.getLogger("kap-monitor")
 
 DEFAULT_DB = "var/kap.sqlite"
 DEFAULT_PORT = 8050
+
+#: Modules that add further sub-commands. Each has `register(sub)`, which adds its parsers and sets
+#: `handler=fn(args, parser) -> int` as a default, so a command lives beside the code it drives.
+COMMAND_MODULES: tuple[str, ...] = ()
 
 
 def _broker_arg(text: str) -> str:
@@ -166,6 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     status.add_argument("--broker", type=_broker_arg, default="127.0.0.1:1883")
     status.add_argument("--wait", type=float, default=1.5, help="seconds to collect statuses (default 1.5)")
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
     return parser
 
 
@@ -267,6 +274,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"kap-monitor status: {exc}", file=sys.stderr)
             return 1
         return 0
+    handler = getattr(args, "handler", None)
+    if handler is not None:
+        return int(handler(args, parser))
     parser.error(f"unknown command {args.command}")
     return 2
 
