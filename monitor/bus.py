@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
@@ -34,12 +35,55 @@ def parse_broker(text: str) -> tuple[str, int]:
     return host, port
 
 
+@dataclass(frozen=True, slots=True)
+class BrokerConfig:
+    """Where the broker is and how to prove who we are: what every component hands to its MqttLink.
+
+    The CLI builds one from `--broker HOST:PORT` plus the credential and TLS options, and the gateway, core,
+    web and status pass it through unchanged, so a new option is added here once. A plain `HOST:PORT`
+    string is still accepted everywhere (the embedded demo and tests use an anonymous loopback broker).
+    TLS is on when a CA file is given; a client certificate (`tls_cert` + `tls_key`) is optional.
+    """
+
+    host: str
+    port: int = 1883
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    tls_ca: str | None = None
+    tls_cert: str | None = None
+    tls_key: str | None = None
+
+    @classmethod
+    def of(cls, broker: Broker) -> BrokerConfig:
+        if isinstance(broker, BrokerConfig):
+            return broker
+        host, port = parse_broker(broker)
+        return cls(host, port)
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_ca is not None
+
+    def __str__(self) -> str:
+        """How logs and messages name the broker: never with the password."""
+        who = f"{self.username}@" if self.username else ""
+        return f"{who}{self.address}{' (TLS)' if self.tls else ''}"
+
+
+#: what components accept and pass on to MqttLink unchanged
+Broker = BrokerConfig | str
+
+
 class MqttLink:
     """One MQTT connection. `start()` returns at once; `wait_connected()` waits for the first CONNACK."""
 
     def __init__(
         self,
-        broker: str,
+        broker: Broker,
         client_id: str,
         *,
         subscriptions: Iterable[str] = (),
@@ -49,13 +93,17 @@ class MqttLink:
         keepalive: int = 10,
         on_connect: Callable[[], None] | None = None,
     ) -> None:
-        self.host, self.port = parse_broker(broker)
+        self.config = BrokerConfig.of(broker)
+        self.host, self.port = self.config.host, self.config.port
         self.client_id = client_id
         self._subscriptions = list(subscriptions)
         self._on_message = on_message
         self._on_connect_hook = on_connect
         self._keepalive = keepalive
         self._connected = threading.Event()
+        self._answered = threading.Event()  # a CONNACK came, accepting or refusing
+        #: why the broker refused our last CONNECT (bad credentials, not authorised), None once accepted
+        self.refused: str | None = None
         self._stopping = False
         self.client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
@@ -66,6 +114,12 @@ class MqttLink:
         self.client.max_queued_messages_set(0)
         self.client.max_inflight_messages_set(100)
         self.client.reconnect_delay_set(min_delay=0.2, max_delay=5)
+        if self.config.username is not None:
+            self.client.username_pw_set(self.config.username, self.config.password)
+        if self.config.tls:
+            self.client.tls_set(
+                ca_certs=self.config.tls_ca, certfile=self.config.tls_cert, keyfile=self.config.tls_key
+            )
         if will is not None:
             self.client.will_set(will[0], will[1], qos=1, retain=True)
         self.client.on_connect = self._handle_connect
@@ -82,7 +136,9 @@ class MqttLink:
         return self
 
     def wait_connected(self, timeout: float = 10.0) -> bool:
-        return self._connected.wait(timeout)
+        """True once connected; False after `timeout`, or at once when the broker refused us (`refused`)."""
+        self._answered.wait(timeout)
+        return self._connected.is_set()
 
     def stop(self) -> None:
         self._stopping = True
@@ -98,11 +154,16 @@ class MqttLink:
 
     def _handle_connect(self, client, userdata, flags, reason_code, properties) -> None:  # type: ignore[no-untyped-def]
         if reason_code.is_failure:
-            log.warning("%s: broker refused connection: %s", self.client_id, reason_code)
+            if self.refused is None:
+                log.warning("%s: broker %s refused connection: %s", self.client_id, self.config, reason_code)
+            self.refused = str(reason_code)
+            self._answered.set()
             return
+        self.refused = None
         for topic in self._subscriptions:
             client.subscribe(topic, qos=1)
         self._connected.set()
+        self._answered.set()
         if self._on_connect_hook is not None:
             self._on_connect_hook()
 
@@ -110,6 +171,8 @@ class MqttLink:
         if self._connected.is_set() and not self._stopping:
             log.warning("%s: lost broker connection (%s); reconnecting", self.client_id, reason_code)
         self._connected.clear()
+        if self.refused is None:  # a refusal stays the answer until a CONNECT is accepted
+            self._answered.clear()
 
     def _handle_message(self, client, userdata, message) -> None:  # type: ignore[no-untyped-def]
         if self._on_message is None:
