@@ -75,7 +75,7 @@ def run(samples: int, byte_windows: int, window_s: float) -> dict[str, Any]:
             ("baseline", f"{base_url}/room/{room}", baseline, 2.5),  # its 1 s poll included
         ):
             sampler = ResourceSampler({"server": server.ps, "core": core.ps}).start()
-            latency = measure_page(driver, page, rooms, room, samples, tail_s=tail)
+            latency = measure_page(driver, page, rooms, room, samples, tail_s=tail, broker=broker)
             received = br.page_bytes(driver, page, br.number_in("spo2-value"), window_s, byte_windows)
             latency["bytes_per_s"] = median_iqr([w["bytes_per_s"] for w in received["windows"]])
             latency["wire_bytes_per_s"] = median_iqr([w["wire_bytes_per_s"] for w in received["windows"]])

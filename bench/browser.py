@@ -29,8 +29,13 @@ import urllib.request
 from dataclasses import dataclass, field
 from typing import Any
 
+import psutil
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.remote.remote_connection import RemoteConnection
+
+#: seconds a WebDriver command may take before it fails
+COMMAND_TIMEOUT_S = 30
 
 CHROME_FLAGS = (
     "--headless",
@@ -72,14 +77,30 @@ def new_driver() -> webdriver.Chrome:
         options.add_argument(arg)
     options.binary_location = chromium
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    # a page too busy to answer (an overloaded machine) must fail a command, not hang the benchmark
+    RemoteConnection.set_timeout(COMMAND_TIMEOUT_S)
     driver = webdriver.Chrome(service=Service(chromedriver), options=options)
     driver._kap_profile = profile  # type: ignore[attr-defined]
     return driver
 
 
 def quit_driver(driver: webdriver.Chrome) -> None:
+    """Quit, and end chromedriver's and Chromium's processes that did not go (a hung renderer)."""
+    try:
+        root = psutil.Process(driver.service.process.pid)
+        tree = [root, *root.children(recursive=True)]
+    except (psutil.Error, AttributeError):
+        tree = []
     with contextlib.suppress(Exception):
         driver.quit()
+    alive = [p for p in tree if p.is_running()]
+    for p in alive:
+        with contextlib.suppress(psutil.Error):
+            p.terminate()
+    _, still = psutil.wait_procs(alive, timeout=5)
+    for p in still:
+        with contextlib.suppress(psutil.Error):
+            p.kill()
     shutil.rmtree(getattr(driver, "_kap_profile", ""), ignore_errors=True)
 
 

@@ -145,6 +145,10 @@ def mosquitto_binary() -> str:
     return found
 
 
+class StartupFailed(RuntimeError):
+    """A process said it cannot work while it was starting."""
+
+
 @dataclass
 class Proc:
     """A child process in its own process group, its output in a log file."""
@@ -176,11 +180,14 @@ class Proc:
     def output(self) -> str:
         return self.log_path.read_text(errors="replace")
 
-    def wait_for_output(self, text: str, timeout: float = 30.0) -> None:
+    def wait_for_output(self, text: str, timeout: float = 30.0, fail_on: str | None = None) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if text in self.output():
+            out = self.output()
+            if text in out:
                 return
+            if fail_on and fail_on in out:
+                raise StartupFailed(f"{self.name} printed {fail_on!r} while starting:\n{out[-3000:]}")
             if self.process.poll() is not None:
                 raise RuntimeError(f"{self.name} exited {self.process.returncode}:\n{self.output()[-3000:]}")
             time.sleep(0.05)
@@ -285,9 +292,10 @@ class Stack:
         proc.wait_for_output(f"simulating {rooms} rooms", timeout=120)
         return link_dir / "rooms.toml"
 
-    def gateway(self, broker: str, config: Path, expect: str) -> Proc:
-        proc = self.kap("gateway", "gateway", "--broker", broker, "--config", str(config))
-        proc.wait_for_output(expect, timeout=60)
+    def gateway(self, broker: str, config: Path, expect: str, fail_on: str | None = None) -> Proc:
+        name = "gateway" if not any(p.name == "gateway" for p in self.procs) else f"gateway{len(self.procs)}"
+        proc = self.kap(name, "gateway", "--broker", broker, "--config", str(config))
+        proc.wait_for_output(expect, timeout=90, fail_on=fail_on)
         return proc
 
 

@@ -14,8 +14,10 @@ import time
 from typing import Any
 
 from bench import browser as br
-from bench.devices import MasimoRooms, match_latencies
+from bench.devices import MasimoRooms, Send, match_latencies
 from bench.harness import ResourceSampler, Stack, dist
+from monitor import mdc, wire
+from monitor.bus import MqttLink
 
 WARMUP_SENDS = 4
 
@@ -28,9 +30,13 @@ def measure_page(
     samples: int,
     element: str = "spo2-value",
     tail_s: float = 1.0,
+    broker: str | None = None,
 ) -> dict[str, Any]:
     """Open `url`, wait for live values, then time `samples` sends of `room` to the DOM of `element`
-    (waiting `tail_s` after the last send for it to show)."""
+    (waiting `tail_s` after the last send for it to show). With `broker`, a subscriber in this process
+    also stamps each SpO2 observation of the room as the broker delivers it, which splits the latency
+    into device -> gateway -> broker and broker -> web -> DOM."""
+    tap = BrokerTap(broker, room).start() if broker else None
     driver.get(url)
     br.wait_until(lambda: (br.text_of(driver, element) or "").isdigit(), 60, f"a number in #{element}")
     br.install_observer(driver, element)
@@ -46,7 +52,12 @@ def measure_page(
     after = br.clock_offset(driver)
     offset = (before.offset_s + after.offset_s) / 2
     matched = match_latencies(list(rooms.sends), stamps, offset)
-    return {
+    split: dict[str, Any] = {}
+    if tap is not None:
+        tap.stop()
+        to_broker = tap.delays(list(rooms.sends))
+        split = {"device_to_mqtt_subscriber_ms": dist(to_broker)}
+    return split | {
         "sends": len(rooms.sends),
         "superseded": matched["superseded"],
         "never_shown": matched["never_shown"],
@@ -61,6 +72,42 @@ def measure_page(
             "applied": offset * 1000,
         },
     }
+
+
+class BrokerTap:
+    """The room's SpO2 observations as an MQTT subscriber receives them: (value, time.time())."""
+
+    def __init__(self, broker: str, room: str) -> None:
+        self.arrivals: list[tuple[float, float]] = []
+        self.link = MqttLink(
+            broker,
+            f"kap-bench-tap-{room}-{time.monotonic_ns()}",
+            subscriptions=[f"kap/+/{room}/+/obs"],
+            on_message=self._on_message,
+        )
+
+    def _on_message(self, topic: str, payload: bytes, retained: bool) -> None:
+        t = time.time()
+        obs = wire.decode_observation(wire.parse_topic(topic), payload)
+        if obs.code == mdc.SPO2.code and obs.value is not None:
+            self.arrivals.append((obs.value, t))
+
+    def start(self) -> BrokerTap:
+        self.link.start()
+        self.link.wait_connected(10)
+        return self
+
+    def stop(self) -> None:
+        self.link.stop()
+
+    def delays(self, sends: list[Send]) -> list[float]:
+        """ms from each send to the first arrival of its value after it."""
+        out = []
+        for send in sends:
+            hit = next((t for v, t in self.arrivals if v == send.value and t >= send.t), None)
+            if hit is not None and hit - send.t < 5:
+                out.append((hit - send.t) * 1000)
+        return out
 
 
 def run_product(n_rooms: int, samples: int) -> dict[str, Any]:
@@ -79,7 +126,9 @@ def run_product(n_rooms: int, samples: int) -> dict[str, Any]:
         st.on_close(lambda: br.quit_driver(driver))
         procs = {"gateway": gateway.ps, "core": core.ps, "web": web.ps, "mosquitto": st.procs[0].ps}
         sampler = ResourceSampler(procs).start()
-        result = measure_page(driver, f"{url}/room/{rooms.names[0]}", rooms, rooms.names[0], samples)
+        result = measure_page(
+            driver, f"{url}/room/{rooms.names[0]}", rooms, rooms.names[0], samples, broker=broker
+        )
         result["processes"] = sampler.stop()
         result["rooms"] = n_rooms
         result.pop("dom_raw_ms", None)
