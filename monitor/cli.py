@@ -18,7 +18,8 @@ import threading
 from collections.abc import Sequence
 
 from monitor import wire
-from monitor.bus import parse_broker
+from monitor.bus import BrokerConfig, parse_broker
+from monitor.cli_broker import add_connection_arguments, broker_from_args, refusal, room_broker
 
 log = logging.getLogger("kap-monitor")
 
@@ -27,7 +28,7 @@ DEFAULT_PORT = 8050
 
 #: Modules that add further sub-commands. Each has `register(sub)`, which adds its parsers and sets
 #: `handler=fn(args, parser) -> int` as a default, so a command lives beside the code it drives.
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("monitor.cli_broker",)
 
 
 def _broker_arg(text: str) -> str:
@@ -135,6 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="repeatable; URL is any pyserial URL: /dev/ttyUSB0, a pty, socket://host:port",
     )
     gw.add_argument("--config", metavar="rooms.toml", help="a room file describing devices of many rooms")
+    add_connection_arguments(gw, per_room=True)
 
     core = sub.add_parser(
         "core",
@@ -142,6 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Subscribes to kap/# and appends to an append-only SQLite event log.",
     )
     core.add_argument("--broker", type=_broker_arg, default="127.0.0.1:1883")
+    add_connection_arguments(core)
     core.add_argument("--db", default=DEFAULT_DB)
     core.add_argument(
         "--profile",
@@ -155,6 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Serves the bedside pages; live values are pushed over a WebSocket.",
     )
     web.add_argument("--broker", type=_broker_arg, default="127.0.0.1:1883")
+    add_connection_arguments(web)
     web.add_argument("--db", default=DEFAULT_DB)
     web.add_argument("--port", type=_port_arg, default=DEFAULT_PORT)
     web.add_argument("--host", default="127.0.0.1")
@@ -171,6 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     status.add_argument("--broker", type=_broker_arg, default="127.0.0.1:1883")
     status.add_argument("--wait", type=float, default=1.5, help="seconds to collect statuses (default 1.5)")
+    add_connection_arguments(status)
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
     return parser
@@ -198,16 +203,39 @@ def run_gateway(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
         if not args.room or not args.device:
             parser.error("--room and at least one --device are required (or --config rooms.toml)")
         rooms = [RoomConfig(args.site, args.room, tuple(args.device))]
-    gateway = Gateway(args.broker, rooms).start()
+    if args.credentials_dir and not args.config:
+        parser.error("--credentials-dir goes with --config; for one room give --credentials")
+    try:
+        broker = _broker_config(args)
+        # one Gateway per room: with --credentials-dir each room connects as its own account
+        gateways = [Gateway(room_broker(args, broker, r.site, r.room), [r]) for r in rooms]
+    except ValueError as exc:
+        parser.error(str(exc))
+    for gateway in gateways:
+        gateway.start()
+    refused = refusal([d.link for g in gateways for d in g.devices])
+    if refused is not None:
+        print(f"kap-monitor gateway: {refused}", file=sys.stderr)
+        for gateway in gateways:
+            gateway.stop()
+        return 1
     for r in rooms:
         for d in r.devices:
             print(
-                f"gateway: {r.site}/{r.room}/{d.name} ({d.protocol}) from {d.url} -> {args.broker}",
+                f"gateway: {r.site}/{r.room}/{d.name} ({d.protocol}) from {d.url} -> {broker}",
                 flush=True,
             )
     _wait_for_signal()
-    gateway.stop()
+    for gateway in gateways:
+        gateway.stop()
     return 0
+
+
+def _broker_config(args: argparse.Namespace) -> BrokerConfig:
+    try:
+        return broker_from_args(args)
+    except ValueError as exc:
+        raise ValueError(f"broker options: {exc}") from None
 
 
 def run_core(args: argparse.Namespace) -> int:
@@ -216,11 +244,17 @@ def run_core(args: argparse.Namespace) -> int:
 
     try:
         profile = load_profile(args.profile)
+        broker = _broker_config(args)
     except (OSError, ValueError) as exc:
         print(f"kap-monitor core: {exc}", file=sys.stderr)
         return 2
-    core = Core(args.broker, args.db, profile=profile).start()
-    print(f"core: recording kap/# from {args.broker} into {args.db}", flush=True)
+    core = Core(broker, args.db, profile=profile).start()
+    refused = refusal([core.link])
+    if refused is not None:
+        print(f"kap-monitor core: {refused}", file=sys.stderr)
+        core.stop()
+        return 1
+    print(f"core: recording kap/# from {broker} into {args.db}", flush=True)
     _wait_for_signal()
     core.stop()
     print(
@@ -234,7 +268,12 @@ def run_core(args: argparse.Namespace) -> int:
 def run_web(args: argparse.Namespace) -> int:
     from monitor.webserver import serve_dashboard
 
-    serve_dashboard(args.broker, args.db, args.host, args.port, site=args.site)
+    try:
+        broker = _broker_config(args)
+    except ValueError as exc:
+        print(f"kap-monitor web: {exc}", file=sys.stderr)
+        return 2
+    serve_dashboard(broker, args.db, args.host, args.port, site=args.site)
     return 0
 
 
@@ -269,8 +308,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from monitor.status_report import collect_statuses, format_table
 
         try:
-            print(format_table(collect_statuses(args.broker, args.wait)))
-        except ConnectionError as exc:
+            print(format_table(collect_statuses(_broker_config(args), args.wait)))
+        except (ConnectionError, ValueError) as exc:
             print(f"kap-monitor status: {exc}", file=sys.stderr)
             return 1
         return 0

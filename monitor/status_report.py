@@ -9,12 +9,12 @@ from __future__ import annotations
 import time
 
 from monitor import wire
-from monitor.bus import MqttLink
+from monitor.bus import Broker, MqttLink
 from monitor.conditions import condition_text
 from monitor.model import DeviceStatus
 
 
-def collect_statuses(broker: str, wait_s: float = 1.5) -> list[DeviceStatus]:
+def collect_statuses(broker: Broker, wait_s: float = 1.5) -> list[DeviceStatus]:
     """Retained statuses arrive right after subscribing; wait a moment for all of them."""
     found: dict[tuple[str, str, str], DeviceStatus] = {}
 
@@ -33,7 +33,9 @@ def collect_statuses(broker: str, wait_s: float = 1.5) -> list[DeviceStatus]:
     ).start()
     try:
         if not link.wait_connected(5):
-            raise ConnectionError(f"cannot reach the broker at {broker}")
+            if link.refused is not None:
+                raise ConnectionError(f"the broker at {link.config} refused the connection: {link.refused}")
+            raise ConnectionError(f"cannot reach the broker at {link.config}")
         time.sleep(wait_s)
     finally:
         link.stop()

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 import uvicorn
 
 from monitor.app import create_app
+from monitor.bus import Broker
 from monitor.live import LiveHub
 from monitor.store import EventLog
 
@@ -38,7 +39,7 @@ class _DashboardServer(uvicorn.Server):
 
 
 def serve_dashboard(
-    broker: str, db: str, host: str, port: int, *, site: str = "clinic", announce: str | None = None
+    broker: Broker, db: str, host: str, port: int, *, site: str = "clinic", announce: str | None = None
 ) -> None:
     """Runs until SIGINT/SIGTERM (uvicorn handles them), then closes the hub."""
     store = EventLog(db)

@@ -80,6 +80,71 @@ def mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:
 
 
 @dataclass
+class LockedBroker:
+    """A mosquitto started with `kap-monitor broker-config`'s files: accounts, ACLs, maybe TLS."""
+
+    written: object  # monitor.broker_config.WrittenConfig
+    plain_port: int | None
+    tls_port: int | None
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.plain_port}"
+
+    @property
+    def tls_address(self) -> str:
+        return f"127.0.0.1:{self.tls_port}"
+
+    def credentials(self, username: str) -> Path:
+        return self.written.credentials_file(username)  # type: ignore[attr-defined, no-any-return]
+
+
+@pytest.fixture
+def locked_mosquitto(tmp_path: Path) -> Iterator[callable]:
+    """Start mosquitto as a clinic would: `start(rooms, plain=True, tls=None)` with `tls` a
+    (cafile, certfile, keyfile) triple turns the TLS listener on; `plain=False` makes it TLS-only."""
+    import pwd
+
+    from monitor.broker_config import ListenerSettings, write_broker_config
+
+    binary = need(
+        "mosquitto",
+        shutil.which("mosquitto")
+        or ("/usr/sbin/mosquitto" if os.path.exists("/usr/sbin/mosquitto") else None),
+    )
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start(
+        rooms: list[tuple[str, str]], *, plain: bool = True, tls: tuple[Path, Path, Path] | None = None
+    ) -> LockedBroker:
+        directory = tmp_path / f"broker{len(started)}"
+        plain_port, tls_port = (free_port() if plain else None), (free_port() if tls else None)
+        settings = ListenerSettings(
+            bind="127.0.0.1",
+            plain_port=plain_port,
+            tls_port=tls_port or 8883,
+            cafile=str(tls[0]) if tls else None,
+            certfile=str(tls[1]) if tls else None,
+            keyfile=str(tls[2]) if tls else None,
+            run_as=pwd.getpwuid(os.geteuid()).pw_name,  # tmp_path is private to this user
+        )
+        written = write_broker_config(directory, rooms, settings)
+        log = open(directory / "mosquitto.log", "wb")  # noqa: SIM115 - the process holds it
+        proc = subprocess.Popen([binary, "-c", str(written.conf)], stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        started.append(proc)
+        for port in (plain_port, tls_port):
+            if port is not None:
+                wait_for_port(port)
+        return LockedBroker(written, plain_port, tls_port)
+
+    yield start
+    for proc in started:
+        proc.terminate()
+        proc.wait(timeout=5)
+
+
+@dataclass
 class Proc:
     """A `kap-monitor` sub-command running as its own process, its output captured to a file."""
 

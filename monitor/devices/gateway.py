@@ -14,7 +14,7 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 
 from monitor import wire
-from monitor.bus import MqttLink
+from monitor.bus import Broker, MqttLink
 from monitor.clock import SYSTEM_CLOCK, Clock
 from monitor.devices.adapter import DeviceAdapter, DeviceSpec
 from monitor.devices.protocols import protocol
@@ -59,7 +59,7 @@ class DeviceGateway:
     """One device: its adapter plus its MQTT link."""
 
     def __init__(
-        self, broker: str, site: str, room: str, spec: DeviceSpec, clock: Clock = SYSTEM_CLOCK
+        self, broker: Broker, site: str, room: str, spec: DeviceSpec, clock: Clock = SYSTEM_CLOCK
     ) -> None:
         wire.check_name(spec.name, "device")
         proto = protocol(spec.protocol)
@@ -133,7 +133,7 @@ class DeviceGateway:
 class Gateway:
     """All devices of one or more rooms."""
 
-    def __init__(self, broker: str, rooms: list[RoomConfig], clock: Clock = SYSTEM_CLOCK) -> None:
+    def __init__(self, broker: Broker, rooms: list[RoomConfig], clock: Clock = SYSTEM_CLOCK) -> None:
         self.devices = [DeviceGateway(broker, r.site, r.room, d, clock) for r in rooms for d in r.devices]
 
     def start(self) -> Gateway:
