@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import itertools
 import random
+import re
 import time
 
 import pytest
@@ -21,6 +22,8 @@ from monitor.devices.nonin_f2 import (
     SET_DATA_FORMAT_7,
     NoninF2Codec,
     NoninF7Codec,
+    checksum,
+    frame_checksums,
 )
 from monitor.devices.protocols import Codec
 from monitor.model import CodecEvent, DeviceReading, Measurement, RejectedFrame, WaveformBlock
@@ -630,6 +633,90 @@ def test_property_garbage_between_packets_loses_no_packet(
     garbage_runs = [run for run in runs if run and not is_reply(run)]
     assert [r.data for r in rejects(events)] == [run[:200] for run in garbage_runs]
     assert rejected == len(garbage_runs)
+
+
+class FrameByFrameF2(NoninF2Codec):
+    """The codec without its bulk paths: every packet checked frame by frame, every skipped byte one at a
+    time (the decoder as first written). The bulk paths must accept and reject exactly the same bytes."""
+
+    _frame_candidate = re.compile(b"[\\x00-\\xff]")
+
+    def _valid_packets(self, buffer: bytes, position: int) -> int:
+        return 0
+
+
+class FrameByFrameF7(NoninF7Codec):
+    _frame_candidate = FrameByFrameF2._frame_candidate
+
+    def _valid_packets(self, buffer: bytes, position: int) -> int:
+        return 0
+
+
+@st.composite
+def damaged_stream(draw: st.DrawFn, data_format: int) -> bytes:
+    """Valid packets, then bytes flipped, dropped, inserted (frame look-alikes, replies, SYNC frames)."""
+    packets = [
+        encode_packet(
+            draw(st.integers(0, 100)),
+            draw(st.integers(0, 300)),
+            [draw(st.integers(0, 255))] * 25,
+            perfusion=draw(st.sampled_from(["green", "red", "yellow"])),
+            artifact=draw(st.booleans()),
+            data_format=data_format,
+        )
+        for _ in range(draw(st.integers(1, 8)))
+    ]
+    stream = bytearray(b"".join(packets))
+    for _ in range(draw(st.integers(0, 6))):
+        at = draw(st.integers(0, len(stream)))
+        action = draw(st.sampled_from(["flip", "drop", "insert", "frame"]))
+        if action == "flip" and at < len(stream):
+            stream[at] ^= 1 << draw(st.integers(0, 7))
+        elif action == "drop":
+            del stream[at : at + draw(st.integers(1, 130))]
+        elif action == "insert":
+            stream[at:at] = draw(st.binary(min_size=1, max_size=40) | st.sampled_from([b"\x06", b"\x15\x06"]))
+        else:
+            stream[at:at] = frame(draw(st.sampled_from([0x81, 0x83, 0x80, 0x82])), 1, 1)
+    return bytes(stream)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from([2, 7]).flatmap(lambda f: st.tuples(st.just(f), damaged_stream(f))), st.data())
+def test_property_bulk_checks_equal_the_frame_by_frame_decoder(
+    format_and_stream: tuple[int, bytes], data: st.DataObject
+) -> None:
+    data_format, stream = format_and_stream
+    bulk, reference = (
+        (NoninF2Codec(), FrameByFrameF2()) if data_format == 2 else (NoninF7Codec(), FrameByFrameF7())
+    )
+    sizes = data.draw(st.lists(st.integers(1, 700), min_size=1, max_size=10))
+    chunks, position = [], 0
+    for size in itertools.cycle(sizes):
+        if position >= len(stream):
+            break
+        chunks.append(stream[position : position + size])
+        position += size
+    counters = ("frames_ok", "rejected", "acks", "naks")
+    bulk_events = [event for chunk in chunks for event in bulk.feed(chunk)]
+    assert bulk_events == reference.feed(stream)
+    assert [getattr(bulk, c) for c in counters] == [getattr(reference, c) for c in counters]
+
+
+def test_long_junk_is_skipped_as_one_run_by_either_path() -> None:
+    junk = bytes(random.Random(5).randrange(2, 256) for _ in range(3 * LONG_RUN))  # no 01: nothing to check
+    for codec in (NoninF2Codec(), FrameByFrameF2()):
+        events = codec.feed(junk + GOOD)
+        assert rejects(events) == [RejectedFrame(LONG_RUN_REASON, junk[:200])]
+        assert len(readings(events)) == 1
+
+
+def test_frame_checksums_of_many_frames_at_once() -> None:
+    rng = random.Random(11)
+    frames = bytes(rng.randrange(256) for _ in range(5 * 400))
+    assert frame_checksums(frames, 400) == bytes(
+        checksum(frames[i : i + 4]) for i in range(0, len(frames), 5)
+    )
 
 
 # --- the simulator -----------------------------------------------------------------------------------------
