@@ -72,6 +72,36 @@ class RoomRecording:
     last_event_ts: float | None
 
 
+@dataclass(frozen=True, slots=True)
+class SessionRecord:
+    """A session as the sessions table keeps it. `protocol` is what its session start said (None for a
+    room's recording before any patient); `alarms` counts the distinct alarms raised in it."""
+
+    id: int
+    site: str
+    room: str
+    started_at: float
+    ended_at: float | None
+    patient_code: str | None
+    protocol: dict[str, object] | None
+    summary: dict[str, object] | None
+    alarms: int = 0
+
+
+#: the columns of an events row that leave with an export: all but the row id and the session id, which
+#: only mean something in this file
+EVENT_COLUMNS = ("type", "site", "room", "device", "ts", "seq", "code", "value", "unit", "valid", "state",
+                 "body", "received_at")  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class ImportResult:
+    session_id: int
+    created: bool  # a new session row (False: the session was already here)
+    imported: int
+    duplicates: int
+
+
 def _status_key(status: DeviceStatus) -> tuple[str, tuple[str, ...], str, str, str]:
     """What makes a status worth a row: everything but the counters, which change with every frame."""
     details = json.dumps(status.details, sort_keys=True)
@@ -436,6 +466,109 @@ class EventLog:
 
     def count(self, type_: str = "obs") -> int:
         return int(self._conn().execute("SELECT COUNT(*) FROM events WHERE type = ?", (type_,)).fetchone()[0])
+
+    # ---- sessions as records: listing, export and import ------------------------------------------------
+
+    def session_records(self, session_id: int | None = None) -> list[SessionRecord]:
+        """Every session (or the one asked for) with its patient code, protocol and alarm count, newest
+        first."""
+        sql = (
+            "SELECT s.id, s.site, s.room, s.started_at, s.ended_at, s.patient_code, s.protocol, s.summary,"
+            " (SELECT COUNT(DISTINCT json_extract(e.body, '$.id')) FROM events e WHERE e.site = s.site"
+            "  AND e.room = s.room AND e.type = 'alarm' AND e.session_id = s.id) FROM sessions s"
+        )
+        args: tuple[object, ...] = ()
+        if session_id is not None:
+            sql, args = sql + " WHERE s.id = ?", (session_id,)
+        rows = self._conn().execute(sql + " ORDER BY s.started_at DESC, s.id DESC", args).fetchall()
+        return [
+            SessionRecord(r[0], r[1], r[2], r[3], r[4], r[5], _json_or_none(r[6]), _json_or_none(r[7]), r[8])
+            for r in rows
+        ]
+
+    def session(self, session_id: int) -> SessionRecord | None:
+        found = self.session_records(session_id)
+        return found[0] if found else None
+
+    def raw_events(self, session_id: int) -> Iterator[dict[str, object]]:
+        """The session's rows as stored (EVENT_COLUMNS, `body` decoded), in log order: what an export
+        carries so that an import elsewhere stores the very same rows."""
+        sql = f"SELECT {', '.join(EVENT_COLUMNS)} FROM events WHERE session_id = ? ORDER BY id"
+        for row in self._conn().execute(sql, (session_id,)):
+            event = dict(zip(EVENT_COLUMNS, row, strict=True))
+            event["body"] = json.loads(str(event["body"]))
+            yield event
+
+    def import_session(
+        self, record: SessionRecord, events: Sequence[dict[str, object]], *, close_at: float | None = None
+    ) -> ImportResult:
+        """Store a session exported elsewhere (rows as `raw_events` gives them), in one transaction.
+
+        A session created here from an export taken while it was still open ends at `close_at`, so it
+        never becomes the room's open recording in this file (live events would land in it).
+
+        The session is found by (site, room, start) or created; each row is stored once, as live: an
+        observation once per (site, room, device, seq), a clinical event once per event_id, an alarm
+        transition once per (id, state, ts), and a status once per identical row of the session.
+        """
+        with self._write_lock:
+            conn = self._conn()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                session_id, created = self._import_session_row(conn, record, close_at)
+                imported = sum(self._import_event(conn, session_id, event) for event in events)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        return ImportResult(session_id, created, imported, len(events) - imported)
+
+    def _import_session_row(
+        self, conn: sqlite3.Connection, record: SessionRecord, close_at: float | None
+    ) -> tuple[int, bool]:
+        protocol = None if record.protocol is None else json.dumps(record.protocol)
+        summary = None if record.summary is None else json.dumps(record.summary)
+        row = conn.execute(
+            "SELECT id FROM sessions WHERE site = ? AND room = ? AND started_at = ? ORDER BY id LIMIT 1",
+            (record.site, record.room, record.started_at),
+        ).fetchone()
+        if row is not None:  # already here: fill in what it lacked (an export taken after it ended)
+            conn.execute(
+                "UPDATE sessions SET ended_at = COALESCE(ended_at, ?), patient_code = COALESCE(patient_code,"
+                " ?), protocol = COALESCE(protocol, ?), summary = COALESCE(summary, ?) WHERE id = ?",
+                (record.ended_at, record.patient_code, protocol, summary, row[0]),
+            )
+            if record.ended_at is not None and self._open_sessions.get((record.site, record.room)) == row[0]:
+                del self._open_sessions[(record.site, record.room)]
+            return int(row[0]), False
+        ended_at = close_at if record.ended_at is None else record.ended_at
+        cur = conn.execute(
+            "INSERT INTO sessions(site, room, started_at, ended_at, patient_code, protocol, summary)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (record.site, record.room, record.started_at, ended_at, record.patient_code, protocol, summary),
+        )
+        return int(cur.lastrowid or 0), True
+
+    def _import_event(self, conn: sqlite3.Connection, session_id: int, event: dict[str, object]) -> int:
+        values = [event.get(c) for c in EVENT_COLUMNS]
+        values[EVENT_COLUMNS.index("body")] = json.dumps(event["body"])
+        if event["type"] == "status" and conn.execute(
+            "SELECT 1 FROM events WHERE session_id = ? AND type = 'status' AND site = ? AND room = ?"
+            " AND device = ? AND ts = ? AND state = ? AND body = ? AND received_at = ?",
+            (session_id, *(values[EVENT_COLUMNS.index(c)] for c in
+                           ("site", "room", "device", "ts", "state", "body", "received_at"))),
+        ).fetchone():  # fmt: skip
+            return 0
+        cur = conn.execute(
+            f"INSERT OR IGNORE INTO events(session_id, {', '.join(EVENT_COLUMNS)})"
+            f" VALUES (?{', ?' * len(EVENT_COLUMNS)})",
+            (session_id, *values),
+        )
+        return cur.rowcount
+
+
+def _json_or_none(text: str | None) -> dict[str, object] | None:
+    return None if text is None else dict(json.loads(text))
 
 
 def _observation_from_row(site: str, room: str, row: tuple) -> Observation:  # type: ignore[type-arg]
