@@ -19,6 +19,21 @@ log = logging.getLogger(__name__)
 MessageHandler = Callable[[str, bytes, bool], None]  # topic, payload, retained
 
 
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """A message handed to `on_delivery`: the receiver acknowledges it (`MqttLink.ack`) once it is safe.
+
+    With manual acknowledgement the broker keeps the message for a persistent session until the PUBACK,
+    so a receiver that dies before storing it gets it again when it reconnects.
+    """
+
+    topic: str
+    payload: bytes
+    retained: bool
+    mid: int
+    qos: int
+
+
 def parse_broker(text: str) -> tuple[str, int]:
     """`HOST:PORT` (or `HOST`, port 1883) -> (host, port); a clear error for anything else."""
     host, sep, port_text = text.rpartition(":")
@@ -92,13 +107,22 @@ class MqttLink:
         persistent_session: bool = False,
         keepalive: int = 10,
         on_connect: Callable[[], None] | None = None,
+        on_delivery: Callable[[Delivery], None] | None = None,
+        on_published: Callable[[int], None] | None = None,
+        on_disconnect: Callable[[], None] | None = None,
     ) -> None:
+        """`on_delivery` replaces `on_message` when the receiver acknowledges messages itself (`ack`);
+        `on_published(mid)` is called on paho's network thread when the broker acknowledged a publish
+        (it must not block or take locks held around `publish`); `on_disconnect` when the link drops."""
         self.config = BrokerConfig.of(broker)
         self.host, self.port = self.config.host, self.config.port
         self.client_id = client_id
         self._subscriptions = list(subscriptions)
         self._on_message = on_message
         self._on_connect_hook = on_connect
+        self._on_delivery = on_delivery
+        self._on_published = on_published
+        self._on_disconnect_hook = on_disconnect
         self._keepalive = keepalive
         self._connected = threading.Event()
         self._answered = threading.Event()  # a CONNACK came, accepting or refusing
@@ -110,6 +134,7 @@ class MqttLink:
             client_id=client_id,
             clean_session=not persistent_session,
             protocol=MQTTProtocolVersion.MQTTv311,
+            manual_ack=on_delivery is not None,
         )
         self.client.max_queued_messages_set(0)
         self.client.max_inflight_messages_set(100)
@@ -125,6 +150,8 @@ class MqttLink:
         self.client.on_connect = self._handle_connect
         self.client.on_disconnect = self._handle_disconnect
         self.client.on_message = self._handle_message
+        if on_published is not None:
+            self.client.on_publish = self._handle_publish
 
     @property
     def connected(self) -> bool:
@@ -152,6 +179,15 @@ class MqttLink:
         """QoS 1. While disconnected paho queues the message and sends it on reconnect."""
         return self.client.publish(topic, payload, qos=1, retain=retain)
 
+    def ack(self, delivery: Delivery) -> None:
+        """Acknowledge a delivery (from any thread): the broker forgets it for our session."""
+        if delivery.qos > 0:
+            self.client.ack(delivery.mid, delivery.qos)
+
+    def _handle_publish(self, client, userdata, mid, reason_code, properties) -> None:  # type: ignore[no-untyped-def]
+        assert self._on_published is not None
+        self._on_published(mid)
+
     def _handle_connect(self, client, userdata, flags, reason_code, properties) -> None:  # type: ignore[no-untyped-def]
         if reason_code.is_failure:
             if self.refused is None:
@@ -173,8 +209,19 @@ class MqttLink:
         self._connected.clear()
         if self.refused is None:  # a refusal stays the answer until a CONNECT is accepted
             self._answered.clear()
+        if self._on_disconnect_hook is not None:
+            self._on_disconnect_hook()
 
     def _handle_message(self, client, userdata, message) -> None:  # type: ignore[no-untyped-def]
+        if self._on_delivery is not None:
+            retained = bool(message.retain)
+            delivery = Delivery(message.topic, message.payload, retained, message.mid, message.qos)
+            try:
+                self._on_delivery(delivery)
+            except Exception:  # acknowledged anyway: a message that breaks its handler must not stall us
+                log.exception("%s: handler failed for a message on %s", self.client_id, message.topic)
+                self.ack(delivery)
+            return
         if self._on_message is None:
             return
         try:

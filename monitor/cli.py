@@ -136,6 +136,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="repeatable; URL is any pyserial URL: /dev/ttyUSB0, a pty, socket://host:port",
     )
     gw.add_argument("--config", metavar="rooms.toml", help="a room file describing devices of many rooms")
+    gw.add_argument(
+        "--outbox",
+        metavar="PATH",
+        default="var/outbox.sqlite",
+        help="file keeping what the broker has not acknowledged (default var/outbox.sqlite)",
+    )
+    gw.add_argument(
+        "--outbox-limit",
+        type=int,
+        default=50_000,
+        metavar="N",
+        help="messages kept per device while the broker is away; past it the oldest go (default 50000)",
+    )
     add_connection_arguments(gw, per_room=True)
 
     core = sub.add_parser(
@@ -208,7 +221,15 @@ def run_gateway(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     try:
         broker = _broker_config(args)
         # one Gateway per room: with --credentials-dir each room connects as its own account
-        gateways = [Gateway(room_broker(args, broker, r.site, r.room), [r]) for r in rooms]
+        gateways = [
+            Gateway(
+                room_broker(args, broker, r.site, r.room),
+                [r],
+                outbox_path=args.outbox,
+                outbox_limit=args.outbox_limit,
+            )
+            for r in rooms
+        ]
     except ValueError as exc:
         parser.error(str(exc))
     for gateway in gateways:

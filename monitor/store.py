@@ -196,7 +196,11 @@ class EventLog:
                         new.append(event)
                 conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                # what this transaction cached goes with it, so a batch retried after a full disk is
+                # stored whole (a cached status would be skipped, a cached session id would not exist)
+                self._open_sessions, self._last_status = sessions, statuses
+                if conn.in_transaction:  # SQLite may have rolled back already (disk full, I/O error)
+                    conn.execute("ROLLBACK")
                 raise
         return new
 

@@ -2,16 +2,19 @@
 
 Each device gets its own MQTT connection so that its status topic can carry its own Last Will: if the
 gateway process dies, the broker itself announces every one of its devices `offline`.
+
+Everything a device produces goes through the process's outbox (`monitor.outbox`): kept on disk while
+the broker is away or slow to acknowledge, delivered in order when it is back.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import time
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-
-import paho.mqtt.client as mqtt
 
 from monitor import wire
 from monitor.bus import Broker, MqttLink
@@ -19,6 +22,7 @@ from monitor.clock import SYSTEM_CLOCK, Clock
 from monitor.devices.adapter import DeviceAdapter, DeviceSpec
 from monitor.devices.protocols import protocol
 from monitor.model import CommandReply, DeviceStatus, Observation
+from monitor.outbox import DEFAULT_LIMIT, DEFAULT_PATH, Outbox, OutboxFile
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +63,14 @@ class DeviceGateway:
     """One device: its adapter plus its MQTT link."""
 
     def __init__(
-        self, broker: Broker, site: str, room: str, spec: DeviceSpec, clock: Clock = SYSTEM_CLOCK
+        self,
+        broker: Broker,
+        site: str,
+        room: str,
+        spec: DeviceSpec,
+        clock: Clock = SYSTEM_CLOCK,
+        *,
+        outbox: OutboxFile,
     ) -> None:
         wire.check_name(spec.name, "device")
         proto = protocol(spec.protocol)
@@ -75,10 +86,12 @@ class DeviceGateway:
             keepalive=5,
             subscriptions=[wire.cmd_topic(site, room, spec.name)],
             on_message=self._on_command,
+            on_published=lambda mid: self.outbox.on_published(mid),
+            on_disconnect=lambda: self.outbox.on_disconnect(),
         )
+        self.outbox: Outbox = outbox.outbox(f"{self.link.config.address}/{self.link.client_id}", self.link)
         self.rejected_commands = 0
         self.published = 0
-        self._last_info: mqtt.MQTTMessageInfo | None = None
 
     def _on_command(self, topic: str, payload: bytes, retained: bool) -> None:
         if retained:  # a stale retained command must never start a measurement
@@ -94,47 +107,70 @@ class DeviceGateway:
 
     def _publish(self, event: Observation | DeviceStatus | CommandReply) -> None:
         if isinstance(event, CommandReply):
-            topic = wire.reply_topic(event.site, event.room, event.device)
-            self._last_info = self.link.publish(topic, wire.encode_reply(event))
+            self.outbox.publish(
+                wire.reply_topic(event.site, event.room, event.device), wire.encode_reply(event)
+            )
             return
         if isinstance(event, Observation):
-            topic, payload, retain = (
-                wire.obs_topic(event.site, event.room, event.device),
-                wire.encode_observation(event),
-                False,
+            self.outbox.publish(
+                wire.obs_topic(event.site, event.room, event.device), wire.encode_observation(event)
             )
-        else:
-            topic, payload, retain = (
-                wire.status_topic(event.site, event.room, event.device),
-                wire.encode_status(event),
-                True,
-            )
-        self._last_info = self.link.publish(topic, payload, retain=retain)
-        self.published += 1
+            self.published += 1
+            return
+        if self.outbox.evicted or self.outbox.unsaved:  # what the outbox had to drop, where people look
+            losses = {"outbox_evicted": self.outbox.evicted, "outbox_unsaved": self.outbox.unsaved}
+            event = dataclasses.replace(event, details={**event.details, **losses})
+        topic = wire.status_topic(event.site, event.room, event.device)
+        self.outbox.publish(topic, wire.encode_status(event), retain=True)
 
     def start(self) -> None:
         self.link.start()
         # connect before reading so the first readings and the first status are not queued behind a
-        # connection (paho would deliver them, but a broker seeing many clients at once is slower)
+        # connection (the outbox would deliver them, but a broker seeing many clients at once is slower)
         if not self.link.wait_connected(3):
-            log.warning("%s: broker not reachable yet; readings are queued until it is", self.link.client_id)
+            log.warning("%s: broker not reachable yet; readings are kept until it is", self.link.client_id)
         self.adapter.start()
 
     def stop(self) -> None:
         self.adapter.stop()
-        if self._last_info is not None and self.link.connected:
-            try:  # let the final offline status reach the broker before we disconnect
-                self._last_info.wait_for_publish(timeout=2)
-            except (RuntimeError, ValueError):
-                log.warning("%s: final status not confirmed by the broker", self.link.client_id)
+        deadline = time.monotonic() + 2
+        while self.link.connected and self.outbox.pending and time.monotonic() < deadline:
+            time.sleep(0.02)  # let the final offline status (and anything before it) reach the broker
+        self.outbox.close()  # what the broker has not acknowledged stays in the file for the next start
+        log.info(
+            "%s: %d observations produced, %d messages acknowledged by the broker, %d left in the outbox, "
+            "%d evicted",
+            self.link.client_id,
+            self.published,
+            self.outbox.acknowledged,
+            self.outbox.pending,
+            self.outbox.evicted,
+        )
         self.link.stop()
 
 
 class Gateway:
-    """All devices of one or more rooms."""
+    """All devices of one or more rooms. Gateways of one process share one outbox file per path."""
 
-    def __init__(self, broker: Broker, rooms: list[RoomConfig], clock: Clock = SYSTEM_CLOCK) -> None:
-        self.devices = [DeviceGateway(broker, r.site, r.room, d, clock) for r in rooms for d in r.devices]
+    def __init__(
+        self,
+        broker: Broker,
+        rooms: list[RoomConfig],
+        clock: Clock = SYSTEM_CLOCK,
+        *,
+        outbox_path: str | Path = DEFAULT_PATH,
+        outbox_limit: int = DEFAULT_LIMIT,
+    ) -> None:
+        self.outbox = OutboxFile.acquire(outbox_path, limit=outbox_limit)
+        try:
+            self.devices = [
+                DeviceGateway(broker, r.site, r.room, d, clock, outbox=self.outbox)
+                for r in rooms
+                for d in r.devices
+            ]
+        except BaseException:
+            self.outbox.release()
+            raise
 
     def start(self) -> Gateway:
         for device in self.devices:
@@ -144,3 +180,4 @@ class Gateway:
     def stop(self) -> None:
         for device in self.devices:
             device.stop()
+        self.outbox.release()
