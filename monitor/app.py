@@ -19,6 +19,7 @@ from dash.exceptions import WebsocketDisconnected
 from monitor import actions, alarm_log, session_view, wire
 from monitor.clock import SYSTEM_CLOCK, Clock
 from monitor.layouts import alarm_log_page, bedside, home, session_panel, shell, supervisor
+from monitor.layouts import replay as replay_page
 from monitor.live import LiveHub
 from monitor.model import ClinicalEvent
 from monitor.store import EventLog
@@ -40,6 +41,8 @@ def create_app(hub: LiveHub, store: EventLog, clock: Clock = SYSTEM_CLOCK, *, si
         assets_folder=str(ASSETS),
     )
     app.layout = shell.app_shell()
+    replays = replay_page.Replays(store)
+    replay_page.register(app, store, replays.cursors)
 
     @app.callback(Output("page", "children"), Output("page-live", "data"), Input("url", "pathname"))
     def route(pathname: str | None):  # type: ignore[no-untyped-def]
@@ -51,6 +54,8 @@ def create_app(hub: LiveHub, store: EventLog, clock: Clock = SYSTEM_CLOCK, *, si
             return supervisor.layout(hub, clock), {"page": "supervisor"}
         if path.rstrip("/") == "/alarms":
             return alarm_log_page.layout(store), None
+        if path.rstrip("/") == "/replay" or path.startswith("/replay/"):
+            return replay_page.route(path, replays) or (shell.not_found(path), None)
         if path.startswith("/room/"):
             room = unquote(path.removeprefix("/room/").strip("/"))
             try:
@@ -467,6 +472,8 @@ def create_app(hub: LiveHub, store: EventLog, clock: Clock = SYSTEM_CLOCK, *, si
                     await home.stream(ws, hub, clock)
                 elif page.get("page") == "supervisor":
                     await supervisor.stream(ws, hub, clock)
+                elif page.get("page") == "replay":
+                    await replay_page.stream(ws, replays.models, replays.cursors, page)
                 return
             except Exception:
                 # a bug in a page's stream must not freeze the screen a nurse trusts: say it loudly and

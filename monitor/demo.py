@@ -19,6 +19,7 @@ from monitor.broker import EmbeddedBroker
 from monitor.core import Core
 from monitor.devices.adapter import DeviceSpec
 from monitor.devices.gateway import Gateway, RoomConfig
+from monitor.users import UserStore
 from monitor.webserver import serve_dashboard
 from simulators.room import SimulatedRoom
 from simulators.scenario_files import load_scenario
@@ -37,6 +38,25 @@ def _port_is_free(host: str, port: int) -> bool:
         except OSError:
             return False
     return True
+
+
+#: the demo's documented accounts (name = password): for a demonstration only, never in a clinic
+DEMO_ACCOUNTS = (("demo", "nurse"), ("supervisor", "supervisor"), ("admin", "admin"))
+
+
+def demo_accounts(db: str, rooms: list[str]) -> str:
+    """Create the demo accounts that do not exist yet in `db`, and say how to sign in."""
+    store = UserStore(db)
+    try:
+        for name, role in DEMO_ACCOUNTS:
+            if store.get(name) is None:
+                store.add(name, role, name, rooms=rooms if role == "nurse" else ())
+    finally:
+        store.close()
+    return (
+        "demo: sign in as demo / demo (nurse of every demo room), supervisor / supervisor, or admin / admin"
+        " (demo accounts: never use them in a clinic)"
+    )
 
 
 def run_demo(
@@ -75,6 +95,7 @@ def run_demo(
         core = Core(broker.address, db, client_id="kap-core-demo").start()
         gateway = Gateway(broker.address, room_configs).start()
         print(f"demo: MQTT broker on {broker.address}; recording into {db}", flush=True)
+        print(demo_accounts(db, [r.name for r in simulated]), flush=True)
         serve_dashboard(
             broker.address,
             db,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import threading
@@ -17,7 +18,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from monitor import wire
-from monitor.bus import MqttLink
+from monitor.auth import Guard, Refused
+from monitor.bus import Broker, MqttLink
 from monitor.clock import SYSTEM_CLOCK, Clock
 from monitor.model import AlarmTransition, ClinicalEvent, CommandReply, DeviceStatus, Observation
 from monitor.store import EventLog
@@ -57,9 +59,13 @@ class Subscription:
 
 
 class LiveHub:
-    def __init__(self, broker: str, log_store: EventLog, *, clock: Clock = SYSTEM_CLOCK) -> None:
+    def __init__(
+        self, broker: Broker, log_store: EventLog, *, clock: Clock = SYSTEM_CLOCK, guard: Guard | None = None
+    ) -> None:
+        """`guard` checks every action against the signed-in user; without one, every action is refused."""
         self.store = log_store
         self.clock = clock
+        self.guard = guard
         self.rejected: Counter[str] = Counter()
         self._rooms: dict[tuple[str, str], RoomState] = {}
         self._subs: set[Subscription] = set()
@@ -136,15 +142,34 @@ class LiveHub:
         *,
         requested_by: str = "",
     ) -> str:
-        """Publish a command for a device's gateway; its answer comes back as a CommandReply event."""
+        """Publish a command for a device's gateway; its answer comes back as a CommandReply event.
+
+        Raises auth.Refused when the signed-in user may not; the command is requested by that user."""
+        user, _ = self._authorize(f"command:{name}", site, room)
         request_id = uuid.uuid4().hex[:12]
-        payload = wire.encode_command(name, args, request_id=request_id, requested_by=requested_by)
+        payload = wire.encode_command(name, args, request_id=request_id, requested_by=user)
         self.link.publish(wire.cmd_topic(site, room, device), payload)
         return request_id
 
     def record(self, event: ClinicalEvent) -> None:
-        """A note, side effect or alarm action from a page: to the core, which validates and stores it."""
+        """A note, side effect or alarm action from a page: to the core, which validates and stores it.
+
+        The one door for a page's actions: raises auth.Refused (audited) when the signed-in user may not
+        take it; otherwise the event's author is that user and its `client` their address, whatever the
+        page said (a name typed on the page is kept as `typed_author`)."""
+        user, client = self._authorize(event.type, event.site, event.room)
+        data: dict[str, object] = {**event.data, "client": client}
+        typed = event.author.strip()
+        if typed and typed not in (user, "bedside"):
+            data["typed_author"] = typed[:64]
+        event = dataclasses.replace(event, author=user, data=data)
         self.link.publish(wire.events_topic(event.site, event.room), wire.encode_clinical_event(event))
+
+    def _authorize(self, action: str, site: str, room: str) -> tuple[str, str]:
+        if self.guard is None:
+            raise Refused("sign-in is not set up on this server: no action can be recorded")
+        user, client = self.guard.authorize(action, site, room)
+        return user.name, client
 
     # ---- from the broker ------------------------------------------------------------------------------
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import secrets
 import signal
+import sys
 import threading
 import time
 import urllib.request
@@ -13,9 +15,13 @@ from collections.abc import Iterator
 import uvicorn
 
 from monitor.app import create_app
+from monitor.audit import AuditLog
+from monitor.auth import Guard, protect
 from monitor.bus import Broker
 from monitor.live import LiveHub
+from monitor.signins import SessionStore, Throttle
 from monitor.store import EventLog
+from monitor.users import UserStore
 
 log = logging.getLogger(__name__)
 
@@ -41,24 +47,43 @@ class _DashboardServer(uvicorn.Server):
 def serve_dashboard(
     broker: Broker, db: str, host: str, port: int, *, site: str = "clinic", announce: str | None = None
 ) -> None:
-    """Runs until SIGINT/SIGTERM (uvicorn handles them), then closes the hub."""
+    """Runs until SIGINT/SIGTERM (uvicorn handles them), then closes the hub.
+
+    Everything is behind sign-in (monitor.auth); without a user who can sign in it refuses to start."""
+    users = UserStore(db)
+    if users.active_count() == 0:
+        print(
+            f"kap-monitor web: nobody can sign in: {db} has no enabled user. Add one first:\n"
+            f"  kap-monitor users add NAME --role admin --db {db}",
+            file=sys.stderr,
+            flush=True,
+        )
+        raise SystemExit(2)
     store = EventLog(db)
-    hub = LiveHub(broker, store).start()
+    audit = AuditLog(db)
+    sessions = SessionStore(db, users)
+    hub = LiveHub(broker, store, guard=Guard(sessions, audit)).start()
     app = create_app(hub, store, site=site)
+    warmup = secrets.token_urlsafe(16)
+    asgi = protect(app, users, audit, sessions, throttle=Throttle(), warmup_token=warmup)
     config = uvicorn.Config(
-        app.server, host=host, port=port, log_level="warning", ws="websockets-sansio", lifespan="on"
+        asgi, host=host, port=port, log_level="warning", ws="websockets-sansio", lifespan="on"
     )
     server = _DashboardServer(config)
     line = announce or f"dashboard: http://{host}:{port}/"
-    threading.Thread(target=_announce_when_started, args=(server, host, port, line), daemon=True).start()
+    threading.Thread(
+        target=_announce_when_started, args=(server, host, port, line, warmup), daemon=True
+    ).start()
     try:
         server.run()
     finally:
         hub.stop()
         store.close()
+        for part in (sessions, audit, users):
+            part.close()
 
 
-def _announce_when_started(server: uvicorn.Server, host: str, port: int, line: str) -> None:
+def _announce_when_started(server: uvicorn.Server, host: str, port: int, line: str, warmup: str) -> None:
     """Say the URL only when it answers, so whoever reads it (a person, a test) can use it at once.
 
     It first fetches `/` itself: Dash 4.4's FastAPI backend runs its one-time setup (which collects
@@ -72,7 +97,8 @@ def _announce_when_started(server: uvicorn.Server, host: str, port: int, line: s
         return
     local = "127.0.0.1" if host in ("0.0.0.0", "", "::") else host
     try:
-        with urllib.request.urlopen(f"http://{local}:{port}/", timeout=10) as response:
+        request = urllib.request.Request(f"http://{local}:{port}/", headers={"X-KAP-Warmup": warmup})
+        with urllib.request.urlopen(request, timeout=10) as response:
             response.read()
     except OSError as exc:
         log.warning("dashboard warm-up request failed: %s", exc)

@@ -170,6 +170,11 @@ _obs_decoder = msgspec.json.Decoder(_ObsPayload)
 _status_decoder = msgspec.json.Decoder(_StatusPayload)
 _command_decoder = msgspec.json.Decoder(_CommandPayload)
 _reply_decoder = msgspec.json.Decoder(_ReplyPayload)
+#: what msgspec raises for bytes that are not JSON: invalid UTF-8 inside a string surfaces as
+#: UnicodeDecodeError and very deep nesting as RecursionError, not as msgspec.DecodeError
+_NOT_JSON = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
+#: what SQLite stores as an INTEGER (msgspec accepts up to 2**64 - 1), and the size of an MDC code
+_MAX_SEQ, _MAX_CODE = 2**63 - 1, 2**32 - 1
 
 
 def _check_size(data: bytes, what: str) -> None:
@@ -202,10 +207,12 @@ def decode_observation(topic: Topic, data: bytes) -> Observation:
         p = _obs_decoder.decode(data)
     except msgspec.ValidationError as exc:
         raise WireError("invalid observation", str(exc)) from exc
-    except msgspec.DecodeError as exc:
+    except _NOT_JSON as exc:
         raise WireError("observation is not JSON", str(exc)) from exc
-    if p.seq < 0:
-        raise WireError("invalid observation", "seq must be >= 0")
+    if not 0 <= p.seq <= _MAX_SEQ:
+        raise WireError("invalid observation", f"seq must be 0..{_MAX_SEQ}")
+    if not 0 <= p.code <= _MAX_CODE:
+        raise WireError("invalid observation", f"code must be an MDC code, 0..{_MAX_CODE}")
     if p.value is not None and (p.value != p.value or p.value in (float("inf"), float("-inf"))):
         raise WireError("invalid observation", "value is not a finite number")
     if p.samples and (p.sample_rate is None or not 0 < p.sample_rate <= 10_000):
@@ -248,7 +255,7 @@ def decode_status(topic: Topic, data: bytes) -> DeviceStatus:
         p = _status_decoder.decode(data)
     except msgspec.ValidationError as exc:
         raise WireError("invalid status", str(exc)) from exc
-    except msgspec.DecodeError as exc:
+    except _NOT_JSON as exc:
         raise WireError("status is not JSON", str(exc)) from exc
     if p.state not in ("online", "offline"):
         raise WireError("invalid status", f"state {p.state!r} is not online/offline")
@@ -287,7 +294,7 @@ def decode_command(data: bytes) -> Command:
     _check_size(data, "command")
     try:
         p = _command_decoder.decode(data)
-    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+    except (msgspec.ValidationError, *_NOT_JSON) as exc:
         raise WireError("invalid command", str(exc)) from exc
     return Command(p.command, dict(p.args), p.request_id, p.requested_by)
 
@@ -308,7 +315,7 @@ def decode_reply(topic: Topic, data: bytes) -> CommandReply:
     _check_size(data, "reply")
     try:
         p = _reply_decoder.decode(data)
-    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+    except (msgspec.ValidationError, *_NOT_JSON) as exc:
         raise WireError("invalid reply", str(exc)) from exc
     return CommandReply(
         topic.site, topic.room, topic.device, parse_iso(p.ts), p.command, p.accepted, p.reason, p.request_id
@@ -353,6 +360,9 @@ class _ClinicalPayload(msgspec.Struct, forbid_unknown_fields=True):
     answers: list[int] = []
     # session_end
     summary: dict[str, object] = {}
+    # any type, from the dashboard: the signed-in author's address, and a name typed on the page
+    client: str = ""
+    typed_author: str = ""
 
 
 #: a pseudonymous code, never a name: letters, digits and '-', with at least one digit
@@ -445,6 +455,19 @@ def _type_data(p: _ClinicalPayload) -> dict[str, object]:
 
 
 _clinical_decoder = msgspec.json.Decoder(_ClinicalPayload)
+_CLIENT_ADDRESS = re.compile(r"^[0-9A-Za-z.:_\-\[\]%]{1,64}$")
+
+
+def _origin(p: _ClinicalPayload) -> dict[str, object]:
+    """Where a dashboard action came from (an IP address or host name) and the name typed with it."""
+    origin: dict[str, object] = {}
+    if p.client:
+        if not _CLIENT_ADDRESS.match(p.client):
+            raise WireError("invalid clinical event", "client must be an address (1-64 of 0-9 A-Z.:_-[]%)")
+        origin["client"] = p.client
+    if p.typed_author.strip():
+        origin["typed_author"] = p.typed_author.strip()[:64]
+    return origin
 
 
 def decode_clinical_event(topic: Topic, data: bytes, received_at: float) -> ClinicalEvent:
@@ -458,7 +481,7 @@ def decode_clinical_event(topic: Topic, data: bytes, received_at: float) -> Clin
         p = _clinical_decoder.decode(data)
     except msgspec.ValidationError as exc:
         raise WireError("invalid clinical event", str(exc)) from exc
-    except msgspec.DecodeError as exc:
+    except _NOT_JSON as exc:
         raise WireError("clinical event is not JSON", str(exc)) from exc
 
     def bad(detail: str) -> WireError:
@@ -479,7 +502,7 @@ def decode_clinical_event(topic: Topic, data: bytes, received_at: float) -> Clin
             raise bad(f"severity {p.severity!r} is not one of {', '.join(SEVERITIES)}")
     if p.type == "limit_change" and (not p.rule or p.limit is None or not math.isfinite(p.limit)):
         raise bad("a limit change needs a rule and a finite limit")
-    type_data = _type_data(p)
+    type_data = {**_type_data(p), **_origin(p)}
     event_id = p.event_id or hashlib.sha256(data).hexdigest()[:20]
     if not 1 <= len(event_id) <= 64:
         raise bad("event_id must be 1-64 characters")
@@ -567,7 +590,7 @@ def decode_alarm(topic: Topic, data: bytes) -> AlarmTransition:
     _check_size(data, "alarm")
     try:
         p = _alarm_decoder.decode(data)
-    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+    except (msgspec.ValidationError, *_NOT_JSON) as exc:
         raise WireError("invalid alarm", str(exc)) from exc
     if p.state not in ALARM_STATES or p.priority not in PRIORITIES or p.kind not in ALARM_KINDS:
         raise WireError("invalid alarm", f"state/priority/kind {p.state}/{p.priority}/{p.kind}")

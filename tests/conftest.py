@@ -205,6 +205,8 @@ def procs(tmp_path: Path) -> Iterator[callable]:
     started: list[Proc] = []
 
     def start(*args: str) -> Proc:
+        if args and args[0] == "web" and "--db" in args:
+            ensure_test_user(Path(args[args.index("--db") + 1]))
         proc = Proc(list(args), tmp_path / f"{args[0]}-{len(started)}.log").start()
         started.append(proc)
         return proc
@@ -214,13 +216,54 @@ def procs(tmp_path: Path) -> Iterator[callable]:
         proc.stop()
 
 
+#: who the browser tests sign in as (the dashboard requires sign-in): a supervisor may act in every room;
+#: the same account as the demo's, so the demo's pages open the same way
+TEST_USER, TEST_PASSWORD = "supervisor", "supervisor"
+
+
+def ensure_test_user(
+    db: Path, name: str = TEST_USER, password: str = TEST_PASSWORD, role: str = "supervisor"
+) -> None:
+    """A user who can sign in to the dashboard serving `db` (created once)."""
+    from monitor.users import UserStore
+
+    users = UserStore(db)
+    try:
+        if users.get(name) is None:
+            users.add(name, role, password)
+    finally:
+        users.close()
+
+
+def sign_in(driver, name: str, password: str, timeout: float = 15.0) -> None:  # type: ignore[no-untyped-def]
+    """Fill in and send the sign-in form the browser is on, as a person would."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver.find_element(By.ID, "signin-name").send_keys(name)
+    driver.find_element(By.ID, "signin-password").send_keys(password)
+    driver.find_element(By.ID, "signin-submit").click()
+    WebDriverWait(driver, timeout).until(lambda d: "/signin" not in d.current_url)
+
+
 @pytest.fixture
 def browser() -> Iterator[object]:
-    """Headless Debian Chromium through selenium, with the browser console log available."""
+    """Headless Debian Chromium through selenium, with the browser console log available.
+
+    A page that answers with the sign-in form is signed in to as `credentials` (TEST_USER by default; None
+    leaves the form for the test) before the test goes on."""
     need("chromium", shutil.which("chromium"))
     driver_path = need("chromedriver", shutil.which("chromedriver"))
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
+
+    class SigningInChrome(webdriver.Chrome):
+        credentials: tuple[str, str] | None = (TEST_USER, TEST_PASSWORD)
+
+        def get(self, url: str) -> None:
+            super().get(url)
+            if self.credentials and "/signin" in self.current_url and "/signin" not in url:
+                sign_in(self, *self.credentials)
 
     options = webdriver.ChromeOptions()
     profile = tempfile.mkdtemp(prefix="kap-chromium-")
@@ -239,7 +282,7 @@ def browser() -> Iterator[object]:
         options.add_argument(arg)
     options.binary_location = shutil.which("chromium") or ""
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(driver_path), options=options)
+    driver = SigningInChrome(service=Service(driver_path), options=options)
     try:
         yield driver
     finally:

@@ -11,7 +11,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from monitor import wire
 from monitor.store import EventLog
-from tests.conftest import free_port
+from tests.conftest import TEST_USER, free_port
 from tests.test_alarms_live import AlarmTopic
 
 pytestmark = pytest.mark.browser
@@ -56,11 +56,14 @@ def test_alarm_shown_acknowledged_from_the_page_and_side_effect_button(
         browser.find_element(By.CSS_SELECTOR, f"[data-alarm='{raised['id']}'] button").click()
         wait.until(lambda b: topic.first("spo2_very_low", "acknowledged"))
         _, acked = topic.first("spo2_very_low", "acknowledged")  # type: ignore[misc]
-        assert acked["id"] == raised["id"] and acked["user"] == "Nurse Ana"
+        # recorded as the signed-in user; the name typed on the page is kept beside it
+        assert acked["id"] == raised["id"] and acked["user"] == TEST_USER
         wait.until(lambda b: "flashing" not in (alarm_row(b, "SpO2") or {"cls": "flashing"})["cls"])
         stored = [t for t in EventLog(room1.db).alarms("clinic", "room1") if t.id == raised["id"]]
         assert [t.state for t in stored][:2] == ["active", "acknowledged"]
-        assert stored[1].user == "Nurse Ana"
+        assert stored[1].user == TEST_USER
+        ack = next(e for e in EventLog(room1.db).clinical_events("clinic", "room1") if e.type == "alarm_ack")
+        assert ack.data["typed_author"] == "Nurse Ana" and ack.data["client"] == "127.0.0.1"
 
         browser.find_element(By.CSS_SELECTOR, '[id*=\'"effect":"nausea"\']').click()
         wait.until(lambda b: topic.first("side_effect:nausea", "active"))
@@ -87,7 +90,7 @@ def test_alarm_shown_acknowledged_from_the_page_and_side_effect_button(
 
         # the session's alarm log lists what happened, who acknowledged it, and filters
         browser.get(f"http://127.0.0.1:{port}/alarms")
-        wait.until(lambda b: "Nurse Ana" in b.find_element(By.ID, "log-table").text)
+        wait.until(lambda b: TEST_USER in b.find_element(By.ID, "log-table").text)
         log_text = browser.find_element(By.ID, "log-table").text.lower()
         assert "acknowledged" in log_text and "spo2" in log_text and "nausea" in log_text
         assert "offline" not in log_text, "a starting gateway raises no alarm"

@@ -17,6 +17,7 @@ def app_shell() -> dmc.MantineProvider:
                 className="kap-header",
                 children=[
                     html.A("KAP Monitor", href="/", className="kap-brand"),
+                    html.A("Replay", href="/replay", className="kap-nav", id="nav-replay"),
                     html.Span("Decision support, not a certified medical device", className="kap-safety"),
                 ],
             ),
