@@ -150,7 +150,8 @@ PRESSURE_UNITS: Final[Mapping[str, float]] = {"mmhg": 1.0, "kpa": 7.50062, "cmh2
 _WHITESPACE: Final = frozenset(b" \t\r\n")
 _FRAME_DELIMITER = re.compile(rb"[\r!]")
 _CRC_FIELD = re.compile(rb"[0-9A-Fa-f]{4}")
-_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)")
+#: bounded: the pump writes a few digits, and 400 of them would be Infinity as a float
+_NUMBER = re.compile(r"[+-]?(?:\d{1,9}(?:\.\d{0,9})?|\.\d{1,9})")
 _DASHES = re.compile(r"[-.]*")  # "", "---", "--.--": no value
 
 

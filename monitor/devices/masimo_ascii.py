@@ -113,9 +113,13 @@ REJECT_DATA_LIMIT: Final[int] = 200  # bytes of a rejected frame kept in Rejecte
 
 _TIMESTAMP_FORMAT: Final[str] = "%m/%d/%y %H:%M:%S"
 _LINE_END = re.compile(rb"[\r\n]")
-_TIMESTAMP_IN_LINE = re.compile(rb"\d{2}/\d{2}/\d{2} \d{2}:\d{2}:\d{2}")
+#: every place a timestamp starts, overlapping ones included: a cut-off timestamp glued to the next line's
+#: ("11/25/26 01:00:0" + "11/25/26 01:00:01 SN=...") reads as a whole one up to the next line's first digit,
+#: and only an overlapping search finds where the good line really starts
+_TIMESTAMP_IN_LINE = re.compile(rb"(?=\d{2}/\d{2}/\d{2} \d{2}:\d{2}:\d{2})")
 _PAIR = re.compile(r"([A-Za-z][A-Za-z0-9_]*)=(\S*)")
-_NUMBER = re.compile(r"[+-]?\d+(?:\.\d*)?%?")
+#: at most 6 digits each side: the device writes 3-4, and 400 digits would be Infinity as a float
+_NUMBER = re.compile(r"[+-]?\d{1,6}(?:\.\d{0,6})?%?")
 _DASHES = re.compile(r"[+-]?[-.]*-[-.]*%?")
 _HEX = re.compile(r"[0-9A-Fa-f]+")
 _PRINTABLE_ASCII = frozenset(range(0x20, 0x7F)) | {0x09}

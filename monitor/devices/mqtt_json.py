@@ -30,6 +30,7 @@ from monitor.conditions import CONDITION_TEXT
 from monitor.model import CodecEvent, DeviceReading, Measurement, RejectedFrame
 
 MAX_MESSAGE = 16 * 1024
+MAX_CODE = 2**32 - 1  # an MDC code is 32 bits (partition << 16 | term)
 
 #: plausible ranges of known measurements: a value outside is refused, not passed on
 PLAUSIBLE: dict[int, tuple[float, float]] = {
@@ -108,6 +109,9 @@ class MqttJsonCodec:
         except msgspec.DecodeError as exc:
             reject(f"not JSON: {exc}")
             return None
+        except RecursionError:  # msgspec's own limit on nesting, past anything a device sends
+            reject("not JSON: nested too deeply")
+            return None
         device_time = None
         if parsed.ts is not None:
             try:
@@ -132,6 +136,8 @@ class MqttJsonCodec:
 
 
 def _check(m: _Measurement) -> str:
+    if not 0 <= m.code <= MAX_CODE:
+        return f"code {m.code} is not an MDC code (0..{MAX_CODE})"
     metric = mdc.BY_CODE.get(m.code)
     if metric is not None and m.unit != metric.unit:
         return f"wrong unit for {metric.ref_id}: {m.unit!r}, expected {metric.unit!r}"

@@ -82,12 +82,16 @@ Decisions where the sources are silent (each is tested in tests/test_suntech_nib
 - Resynchronisation: bytes that cannot start a reply are garbage; one RejectedFrame is reported per
   contiguous run of garbage, when the run ends (at the next valid reply) or as soon as it reaches
   `JUNK_REPORT_BYTES`, whichever comes first, so the count and the events do not depend on how the bytes
-  were chunked. A candidate with a bad checksum that contains no other `3E` is one corrupted reply and is
-  rejected as such; if it contains a `3E`, only its first byte is garbage and the hunt goes on inside it,
-  so a valid reply glued behind junk is never lost. For the same reason a candidate still waiting for its
-  bytes gives way to a complete valid reply that starts inside it. (The price: a BP data packet cut by
-  the transport whose first part happened to hold a complete valid reply would be lost and re-asked;
-  with physiological numbers the documented fields cannot form one.)
+  were chunked. A candidate whose checksum happens to match (one in 256) while a complete valid reply
+  starts inside it and ends at or past its end is a cut-off reply glued to (the head of) the next one: it
+  is garbage and the reply inside is decoded (a physiological reply holds no `3E` followed by a reply
+  length, so a real one never loses to this rule; if the inner reply has not fully arrived yet, the
+  candidate wins: the one case where chunking matters). A candidate with a bad checksum that contains no
+  other `3E` is one corrupted reply and is rejected as such; if it contains a `3E`, only its first byte is
+  garbage and the hunt goes on inside it, so a valid reply glued behind junk is never lost. For the same
+  reason a candidate still waiting for its bytes gives way to a complete valid reply that starts inside
+  it. (The price: a BP data packet cut by the transport whose first part happened to hold a complete valid
+  reply would be lost and re-asked; with physiological numbers the documented fields cannot form one.)
 - Abort is always sent when asked, even when the driver believes the module idle: a nurse pressing abort
   wants the cuff down, whatever the driver thinks.
 """
@@ -277,7 +281,12 @@ class SuntechReplyDecoder:
                 position = inner
                 continue
             packet = bytes(buffer[start : start + length])
-            if checksum(packet[:-1]) == packet[-1]:
+            good = checksum(packet[:-1]) == packet[-1]
+            inner = _complete_reply_at_or_after(buffer, start + 1, before=start + length) if good else None
+            if inner is not None:
+                self._add_junk(buffer[start:inner], events)  # a cut-off reply and the head of the next
+                position = inner
+            elif good:
                 self._end_junk(events)
                 self.frames_ok += 1
                 events.append(decode_reply(packet))
@@ -316,19 +325,21 @@ class SuntechReplyDecoder:
         return RejectedFrame("garbage: bytes that form no valid reply", bytes(self._junk))
 
 
-def _complete_reply_at_or_after(buffer: bytearray, position: int) -> int | None:
-    """Where the first complete reply with a good checksum starts at or after `position`, if any."""
-    start = buffer.find(REPLY_START, position)
+def _complete_reply_at_or_after(buffer: bytearray, position: int, *, before: int | None = None) -> int | None:
+    """Where the first complete reply with a good checksum starts at or after `position`, if any. With
+    `before`, only one that starts before it and ends at or after it: the tail of the reply ending there,
+    or a reply overlapping it."""
+    start = buffer.find(REPLY_START, position, len(buffer) if before is None else before)
     while start >= 0 and start + 1 < len(buffer):
         length = buffer[start + 1]
         end = start + length
         if (
             length in REPLY_LENGTHS
-            and end <= len(buffer)
+            and (before or 0) <= end <= len(buffer)
             and checksum(buffer[start : end - 1]) == buffer[end - 1]
         ):
             return start
-        start = buffer.find(REPLY_START, start + 1)
+        start = buffer.find(REPLY_START, start + 1, len(buffer) if before is None else before)
     return None
 
 
