@@ -207,6 +207,8 @@ def test_a_real_gateway_publishes_through_the_locked_broker_to_the_core(  # type
         "room1",
         "--device",
         f"oximeter:masimo-ascii:{link}",
+        "--outbox",
+        str(tmp_path / "outbox.sqlite"),
     )
     assert "gw-clinic-room1@" in gateway.wait_for_output("gateway: clinic/room1/oximeter")
 
@@ -247,6 +249,8 @@ def test_a_wrong_password_gets_a_clear_message_not_a_traceback(
         "room1",
         "--device",
         f"oximeter:masimo-ascii:{tmp_path / 'no-such-pty'}",
+        "--outbox",
+        str(tmp_path / "outbox.sqlite"),
     )
     assert gateway.process.wait(timeout=20) == 1
     out = gateway.output()
