@@ -18,7 +18,7 @@ from dash.exceptions import WebsocketDisconnected
 
 from monitor import actions, alarm_log, session_view, wire
 from monitor.clock import SYSTEM_CLOCK, Clock
-from monitor.layouts import alarm_log_page, bedside, home, session_panel, shell, supervisor
+from monitor.layouts import alarm_log_page, bedside, home, session_panel, shell, signin, supervisor
 from monitor.layouts import replay as replay_page
 from monitor.live import LiveHub
 from monitor.model import ClinicalEvent
@@ -39,7 +39,9 @@ def create_app(hub: LiveHub, store: EventLog, clock: Clock = SYSTEM_CLOCK, *, si
         title="KAP Monitor",
         update_title=None,
         assets_folder=str(ASSETS),
+        on_error=signin.show_refusal,  # an action the server refuses is said on screen
     )
+    signin.check_websockets()
     app.layout = shell.app_shell()
     replays = replay_page.Replays(store)
     replay_page.register(app, store, replays.cursors)
@@ -396,7 +398,7 @@ def create_app(hub: LiveHub, store: EventLog, clock: Clock = SYSTEM_CLOCK, *, si
         if not isinstance(trigger, dict) or not ctx.triggered or not ctx.triggered[0]["value"]:
             return no_update
         room = {"site": str(trigger["site"]), "room": str(trigger["room"])}
-        hub.record(actions.acknowledge(room, clock, "supervisor", str(trigger["alarm"])))
+        hub.record(actions.acknowledge(room, clock, None, str(trigger["alarm"])))  # as the signed-in user
         return f"acknowledged in {room['room']}"
 
     log_filters = ("log-session", "log-priority", "log-state", "log-kind", "log-text")
