@@ -68,6 +68,17 @@ def drain_until(received: queue.Queue[tuple[str, bytes]], topic: str, timeout: f
     raise AssertionError(f"{topic} never arrived; got {seen}")
 
 
+def assert_only_own_arrives(
+    sender: MqttLink, received: queue.Queue[tuple[str, bytes]], forbidden: list[str], own: str
+) -> None:
+    """Publish the forbidden topics, then `own`, on one connection: QoS 1 keeps them in order, so when
+    `own` arrives alone, none of the others ever will."""
+    for topic in forbidden:
+        sender.publish(topic, b'{"command": "measure"}')
+    sender.publish(own, b'{"command": "measure"}')
+    assert drain_until(received, own) == [own]
+
+
 def test_password_hashes_are_mosquitto_passwd_compatible(tmp_path: Path) -> None:
     binary = need("mosquitto_passwd", shutil.which("mosquitto_passwd"))
     passwd = tmp_path / "passwd"
@@ -152,12 +163,7 @@ def test_a_gateway_can_write_only_its_own_rooms_readings(locked_mosquitto) -> No
             wire.cmd_topic("clinic", "room1", "cuff"),  # commands come from the dashboard
             "kap/clinic/room1/oximeter/anything-else",
         ]
-        for topic in forged:
-            gateway.publish(topic, b'{"forged": true}')
-        own = wire.obs_topic("clinic", "room1", "oximeter")
-        gateway.publish(own, b'{"own": true}')
-        # one connection, QoS 1: messages arrive in order, so nothing published before `own` comes later
-        assert drain_until(received, own) == [own]
+        assert_only_own_arrives(gateway, received, forged, wire.obs_topic("clinic", "room1", "oximeter"))
     finally:
         core.stop()
         gateway.stop()
@@ -171,11 +177,10 @@ def test_a_gateway_reads_only_its_own_rooms_commands(locked_mosquitto) -> None: 
     try:
         assert gateway.wait_connected(5) and web.wait_connected(5)
         time.sleep(0.2)
-        web.publish(wire.cmd_topic("clinic", "room2", "cuff"), b'{"command": "measure"}')
-        web.publish(wire.events_topic("clinic", "room1"), b"{}")  # readable by core and web only
-        own = wire.cmd_topic("clinic", "room1", "cuff")
-        web.publish(own, b'{"command": "measure"}')
-        assert drain_until(received, own) == [own]
+        other_room, events = wire.cmd_topic("clinic", "room2", "cuff"), wire.events_topic("clinic", "room1")
+        assert_only_own_arrives(
+            web, received, [other_room, events], wire.cmd_topic("clinic", "room1", "cuff")
+        )
     finally:
         gateway.stop()
         web.stop()
@@ -328,10 +333,8 @@ def test_the_tls_only_listener_works_with_its_ca_and_refuses_plain_mqtt(
     try:
         assert core.wait_connected(10) and gateway.wait_connected(10)
         time.sleep(0.2)
-        own = wire.obs_topic("clinic", "room1", "oximeter")
-        gateway.publish(wire.obs_topic("clinic", "room2", "oximeter"), b"{}")
-        gateway.publish(own, b"{}")
-        assert drain_until(received, own) == [own], "the ACLs hold on the TLS listener too"
+        other_room, own = (wire.obs_topic("clinic", room, "oximeter") for room in ("room2", "room1"))
+        assert_only_own_arrives(gateway, received, [other_room], own)  # the ACLs hold over TLS too
         assert not plain.wait_connected(2) and not plain.connected, "plain MQTT on the TLS port"
         assert not untrusted.wait_connected(2), "a broker certificate from a CA we do not trust"
     finally:
