@@ -20,6 +20,7 @@ from monitor import actions, alarm_log, session_view, wire
 from monitor.clock import SYSTEM_CLOCK, Clock
 from monitor.layouts import alarm_log_page, bedside, home, session_panel, shell, signin, supervisor
 from monitor.layouts import replay as replay_page
+from monitor.layouts import whatif as whatif_page
 from monitor.live import LiveHub
 from monitor.model import ClinicalEvent
 from monitor.store import EventLog
@@ -45,6 +46,7 @@ def create_app(hub: LiveHub, store: EventLog, clock: Clock = SYSTEM_CLOCK, *, si
     app.layout = shell.app_shell()
     replays = replay_page.Replays(store)
     replay_page.register(app, store, replays.cursors)
+    whatif_page.register_whatif_callbacks(app, store)
 
     @app.callback(Output("page", "children"), Output("page-live", "data"), Input("url", "pathname"))
     def route(pathname: str | None):  # type: ignore[no-untyped-def]
@@ -56,6 +58,8 @@ def create_app(hub: LiveHub, store: EventLog, clock: Clock = SYSTEM_CLOCK, *, si
             return supervisor.layout(hub, clock), {"page": "supervisor"}
         if path.rstrip("/") == "/alarms":
             return alarm_log_page.layout(store), None
+        if path.rstrip("/") == "/whatif":
+            return whatif_page.layout(store), None
         if path.rstrip("/") == "/replay" or path.startswith("/replay/"):
             return replay_page.route(path, replays) or (shell.not_found(path), None)
         if path.startswith("/room/"):

@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from monitor.store import EventLog, SessionRecord
-from monitor.whatif import WhatIfResult, change_text
+from monitor.whatif import WhatIfResult, change_text, setting_text
 
 DEFAULT_DB = "var/kap.sqlite"
 
@@ -133,52 +133,31 @@ def run_import(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
     return 1 if report.rejected else 0
 
 
-def _when(text: str, end: bool) -> float:
-    """A date (the whole day, local time) or an ISO date and time."""
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise _Refused(f"{text!r}: expected a date YYYY-MM-DD or a time YYYY-MM-DDTHH:MM") from None
-    if end and len(text) <= 10:  # a date alone: up to the end of that day
-        moment = moment.replace(hour=23, minute=59, second=59, microsecond=999999)
-    return moment.astimezone().timestamp() if moment.tzinfo is None else moment.timestamp()
-
-
 def run_whatif(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from monitor.alarm_profile import load_profile
-    from monitor.whatif import parse_setting, sessions_between, what_if
+    from monitor.whatif import parse_day, parse_setting, sessions_between, what_if
 
+    span = (args.date_from, args.date_to)
+    if (args.session is not None and any(span)) or (args.session is None and not all(span)):
+        parser.error("give --session ID, or --from DATE and --to DATE (not both)")
     store = _open(args.db)
-    if args.session is not None:
-        if args.date_from or args.date_to:
-            parser.error("give --session or --from/--to, not both")
-        sessions = [store.session(_session_id(store, args.session))]
-    else:
-        if not (args.date_from and args.date_to):
-            parser.error("give --session ID, or --from DATE and --to DATE")
-        sessions = sessions_between(store, _when(args.date_from, False), _when(args.date_to, True))
     try:
+        if args.session is not None:
+            sessions = [store.session(_session_id(store, args.session))]
+        else:
+            sessions = sessions_between(store, parse_day(args.date_from), parse_day(args.date_to, end=True))
         profile = load_profile(args.profile)
-        recorded_profile = load_profile(args.recorded_profile)
-        settings = [parse_setting(text) for text in args.set]
         result = what_if(
             store,
             [s for s in sessions if s is not None],
             profile,
-            settings,
-            recorded_profile=recorded_profile,
+            [parse_setting(text) for text in args.set],
+            recorded_profile=load_profile(args.recorded_profile) if args.recorded_profile else None,
         )
     except ValueError as exc:
         raise _Refused(str(exc)) from None
     print(whatif_table(result, profile.name))
     return 0
-
-
-def _setting(pair: tuple[float | None, float] | None, unit: str = "") -> str:
-    if pair is None:
-        return "-"
-    before, after = (f"{v:g}{unit}" if v is not None else "?" for v in pair)
-    return after if before == after else f"{before} -> {after}"
 
 
 def whatif_table(result: WhatIfResult, profile: str) -> str:
@@ -192,8 +171,8 @@ def whatif_table(result: WhatIfResult, profile: str) -> str:
             "RULE": r.condition,
             "KIND": r.kind,
             "PRIORITY": r.priority,
-            "LIMIT": _setting(r.limit),
-            "DELAY": _setting(r.delay_s, " s"),
+            "LIMIT": setting_text(r.limit) or "-",
+            "DELAY": setting_text(r.delay_s, " s") or "-",
             "RECORDED": r.recorded,
             "WHAT-IF": r.whatif,
             "CHANGE": r.change_text,
@@ -287,6 +266,6 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument(
         "--recorded-profile",
         metavar="PROFILE.toml",
-        help="the profile the core ran, shown beside the what-if settings (default: the shipped one)",
+        help="the profile the core ran, shown as the recorded settings (default: --profile before --set)",
     )
     p.set_defaults(handler=_guarded(run_whatif))

@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Final
 
 from monitor.alarm_profile import AlarmProfile, TechnicalPolicy
@@ -130,6 +131,33 @@ def _same_condition_ack(runner: AlarmRunner, ack: ClinicalEvent, condition: str 
     return ack
 
 
+def parse_day(text: str, *, end: bool = False) -> float:
+    """A date (local time; with `end`, the end of that day) or an ISO date and time, as epoch seconds.
+    Raises ValueError."""
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ValueError(f"{text!r}: expected a date YYYY-MM-DD or a time YYYY-MM-DDTHH:MM") from None
+    if end and len(text.strip()) <= 10:  # a date alone: up to the end of that day
+        moment = moment.replace(hour=23, minute=59, second=59, microsecond=999999)
+    return moment.astimezone().timestamp() if moment.tzinfo is None else moment.timestamp()
+
+
+def settings_from_table(
+    profile: AlarmProfile, limits: Mapping[str, float | None], delays: Mapping[str, float | None]
+) -> list[Setting]:
+    """The settings a table of limits and delays (rule id -> value; None or unchanged: as the profile has
+    it) makes to `profile`."""
+    out = []
+    for rule in profile.rules:
+        limit, delay = limits.get(rule.id), delays.get(rule.id)
+        if limit is not None and float(limit) != rule.limit:
+            out.append(Setting(rule.id, "limit", float(limit)))
+        if delay is not None and float(delay) != rule.delay_s:
+            out.append(Setting(rule.id, "delay", float(delay)))
+    return out
+
+
 def sessions_between(store: EventLog, start: float, end: float) -> list[SessionRecord]:
     """Sessions that started in [start, end), oldest first."""
     return sorted(
@@ -161,6 +189,14 @@ class RuleCount:
     @property
     def change_text(self) -> str:
         return change_text(self.recorded, self.whatif)
+
+
+def setting_text(pair: tuple[float | None, float] | None, unit: str = "", arrow: str = " -> ") -> str:
+    """`92 -> 85` when the what-if changed a setting, `92` when it did not, "" where none applies."""
+    if pair is None:
+        return ""
+    before, after = (f"{v:g}{unit}" if v is not None else "?" for v in pair)
+    return after if before == after else f"{before}{arrow}{after}"
 
 
 def change_text(recorded: int, whatif: int) -> str:
