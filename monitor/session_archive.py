@@ -234,7 +234,7 @@ def read_lines(lines: Iterable[bytes]) -> tuple[list[_Pending], list[Rejected]]:
     rejected: list[Rejected] = []
     current: _Pending | None = None
     for number, raw in enumerate(lines, start=1):
-        text = raw.strip()
+        text = raw.strip().removeprefix(b"\xef\xbb\xbf").strip()  # an editor may have added a BOM
         if not text:
             continue
         try:

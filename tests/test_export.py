@@ -231,3 +231,14 @@ def test_an_open_session_imported_elsewhere_is_closed_there_but_not_at_home(tmp_
     back_home = import_jsonl(log, io.BytesIO(exported))
     assert back_home.imported == 0 and back_home.duplicates > 0
     assert log.session(rec.session_id).ended_at is None, "the live session at home stays open"  # type: ignore[union-attr]
+
+
+def test_a_file_saved_by_an_editor_with_a_bom_and_crlf_still_imports(recorded, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    db, rec = recorded
+    exported = export_session(EventLog(db), rec.session_id, "jsonl")
+    edited = tmp_path / "edited.jsonl"
+    edited.write_bytes(b"\xef\xbb\xbf" + exported.replace(b"\n", b"\r\n"))
+    target = tmp_path / "kap.sqlite"
+    assert main(["import", "--db", str(target), str(edited)]) == 0
+    [moved] = EventLog(target).session_records()
+    assert export_session(EventLog(target), moved.id, "jsonl") == exported
