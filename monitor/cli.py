@@ -221,14 +221,10 @@ def run_gateway(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     try:
         broker = _broker_config(args)
         # one Gateway per room: with --credentials-dir each room connects as its own account
+        brokers = [room_broker(args, broker, r.site, r.room) for r in rooms]
         gateways = [
-            Gateway(
-                room_broker(args, broker, r.site, r.room),
-                [r],
-                outbox_path=args.outbox,
-                outbox_limit=args.outbox_limit,
-            )
-            for r in rooms
+            Gateway(b, [r], outbox_path=args.outbox, outbox_limit=args.outbox_limit)
+            for b, r in zip(brokers, rooms, strict=True)
         ]
     except ValueError as exc:
         parser.error(str(exc))
@@ -240,10 +236,10 @@ def run_gateway(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
         for gateway in gateways:
             gateway.stop()
         return 1
-    for r in rooms:
+    for r, room_broker_config in zip(rooms, brokers, strict=True):
         for d in r.devices:
             print(
-                f"gateway: {r.site}/{r.room}/{d.name} ({d.protocol}) from {d.url} -> {broker}",
+                f"gateway: {r.site}/{r.room}/{d.name} ({d.protocol}) from {d.url} -> {room_broker_config}",
                 flush=True,
             )
     _wait_for_signal()

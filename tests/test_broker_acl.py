@@ -340,3 +340,39 @@ def test_the_tls_only_listener_works_with_its_ca_and_refuses_plain_mqtt(
     finally:
         for link in (core, gateway, plain, untrusted):
             link.stop()
+
+
+def test_one_gateway_process_serves_many_rooms_each_with_its_own_account(  # type: ignore[no-untyped-def]
+    locked_mosquitto, procs, tmp_path: Path
+) -> None:
+    broker = locked_mosquitto(ROOMS)
+    links, db = tmp_path / "links", tmp_path / "kap.sqlite"
+    args = ("--rooms", "2", "--link-dir", str(links), "--scenario", "stable", "--speed", "20", "--seed", "3")
+    procs("simulate", *args).wait_for_output("simulating 2 rooms")
+    procs(
+        "core", "--broker", broker.address, "--db", str(db), "--credentials", str(broker.credentials("core"))
+    ).wait_for_output("core: recording")
+    gateway = procs(
+        "gateway",
+        "--broker",
+        broker.address,
+        "--config",
+        str(links / "rooms.toml"),
+        "--credentials-dir",
+        str(broker.written.directory / "credentials"),
+        "--outbox",
+        str(tmp_path / "outbox.sqlite"),
+    )
+    out = gateway.wait_for_output("clinic/room2/pump")
+    assert "gw-clinic-room1@" in out and "gw-clinic-room2@" in out
+
+    def rooms_with_spo2() -> set[str]:
+        log = EventLog(db) if db.exists() else None
+        return {r for r in ("room1", "room2") if log and log.observations("clinic", r, codes=[mdc.SPO2.code])}
+
+    deadline = time.monotonic() + 20
+    while rooms_with_spo2() != {"room1", "room2"}:
+        assert time.monotonic() < deadline, (
+            f"stored rooms {rooms_with_spo2()}; gateway said:\n{gateway.output()}"
+        )
+        time.sleep(0.2)
