@@ -266,6 +266,10 @@ def test_a_wrong_password_gets_a_clear_message_not_a_traceback(
     assert core.process.wait(timeout=20) == 1
     assert "refused an anonymous client" in core.output() and "Traceback" not in core.output()
 
+    status = procs("status", "--broker", broker.address, "--username", "status", "--password", "guessed")
+    assert status.process.wait(timeout=20) == 1
+    assert "refused the connection: Not authorized" in status.output() and "Traceback" not in status.output()
+
     missing = procs("core", "--broker", broker.address, "--credentials", str(tmp_path / "nope.cred"))
     assert missing.process.wait(timeout=20) == 2
     assert "nope.cred" in missing.output() and "Traceback" not in missing.output()
