@@ -39,7 +39,8 @@ def test_whatif_page_counts_recorded_and_rerun_alarms_per_rule(
         "dashboard: http"
     )
     wait = WebDriverWait(browser, 20)
-    browser.get(f"http://127.0.0.1:{port}/whatif")
+    browser.get(f"http://127.0.0.1:{port}/")
+    wait.until(lambda b: b.find_elements(By.ID, "nav-whatif")).pop().click()  # from the header
     wait.until(lambda b: b.find_elements(By.ID, "whatif-run"))
     assert "K-4242" in browser.find_element(By.ID, "whatif-session").get_attribute("value")
 

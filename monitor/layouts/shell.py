@@ -18,6 +18,7 @@ def app_shell() -> dmc.MantineProvider:
                 children=[
                     html.A("KAP Monitor", href="/", className="kap-brand"),
                     html.A("Replay", href="/replay", className="kap-nav", id="nav-replay"),
+                    html.A("What-if", href="/whatif", className="kap-nav", id="nav-whatif"),
                     html.Span("Decision support, not a certified medical device", className="kap-safety"),
                 ],
             ),
