@@ -67,30 +67,16 @@ def _read_only(store: EventLog) -> sqlite3.Connection:
     return conn
 
 
-def sessions(store: EventLog) -> list[SessionInfo]:
-    """Every recorded session, newest first, with its patient code and planned protocol."""
-    conn = _read_only(store)
-    try:
-        rows = conn.execute(
-            "SELECT id, site, room, started_at, ended_at, patient_code, protocol FROM sessions"
-            " ORDER BY started_at DESC, id DESC"
-        ).fetchall()
-    finally:
-        conn.close()
-    return [_session_info(row) for row in rows]
+def sessions(store: EventLog, session_id: int | None = None) -> list[SessionInfo]:
+    """Every recorded session (or the one asked for), newest first, with its patient code and plan."""
+    return [
+        SessionInfo(r.id, r.site, r.room, r.started_at, r.ended_at, r.patient_code or "", r.protocol or {})
+        for r in store.session_records(session_id)
+    ]
 
 
 def session(store: EventLog, session_id: int) -> SessionInfo | None:
-    return next((s for s in sessions(store) if s.session_id == session_id), None)
-
-
-def _session_info(row: tuple) -> SessionInfo:  # type: ignore[type-arg]
-    sid, site, room, started, ended, code, protocol = row
-    try:
-        plan = json.loads(protocol) if protocol else {}
-    except ValueError:
-        plan = {}
-    return SessionInfo(int(sid), site, room, float(started), ended, code or "", plan)
+    return next(iter(sessions(store, session_id)), None)
 
 
 def filter_sessions(
