@@ -225,8 +225,9 @@ class Core:
     def _store_failed(self, error: str, held: int) -> None:
         if self.store_error is None:
             log.error(
-                "cannot write the event log %s: %s. Nothing is acknowledged to the broker until it can be "
-                "written (it keeps the readings for this core's session); retrying every %g s",
+                "cannot write the event log %s: %s (disk full, file or directory read-only, or a file-size "
+                "limit?). Nothing is acknowledged to the broker until it can be written (it keeps the "
+                "readings for this core's session); retrying every %g s",
                 self.log.path,
                 error,
                 STORE_RETRY_S,

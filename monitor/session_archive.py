@@ -83,6 +83,18 @@ class _Alarm(_Line, tag="alarm"):
 
 
 _EventLine = _Obs | _Status | _Clinical | _Alarm
+#: what the store writes in each row's body: anything else is refused, as the wire refuses unknown keys,
+#: so an edited file cannot slip stray (personal) data into the log
+_BODY_KEYS: dict[type[_EventLine], frozenset[str]] = {
+    _Obs: frozenset({"device_ts", "conditions", "samples", "sample_rate"}),
+    _Status: frozenset({"protocol", "conditions", "reason", "counters", "mode", "details"}),
+    _Clinical: frozenset(
+        {"type", "author", "event_id", "text", "effect", "severity", "alarm_id", "rule", "limit", "data"}
+    ),
+    _Alarm: frozenset(
+        {"id", "priority", "kind", "condition", "message", "user", "source_event", "latched", "limit"}
+    ),
+}
 _BY_TYPE: dict[str, type[_EventLine]] = {
     "obs": _Obs,
     "status": _Status,
@@ -173,6 +185,9 @@ def _check_event(line: _EventLine, header: _Session) -> dict[str, object]:
     _finite(line.ts, "ts")
     _finite(line.received_at, "received_at")
     body = line.body
+    unknown = sorted(set(body) - _BODY_KEYS[type(line)])
+    if unknown:
+        raise _Bad(f"body: unknown key {unknown[0]!r}")
     if isinstance(line, _Obs | _Status) or (isinstance(line, _Alarm) and line.device):
         _name(line.device, "device")  # a clinical alert belongs to no device
     if isinstance(line, _Obs | _Alarm):
@@ -187,6 +202,11 @@ def _check_event(line: _EventLine, header: _Session) -> dict[str, object]:
         for key in ("event_id", "author"):
             if not isinstance(body.get(key), str) or not body[key]:
                 raise _Bad(f"body.{key}: expected a text")
+        data = body.get("data")
+        if body["type"] == "session_start" and not (
+            isinstance(data, dict) and wire.is_patient_code(data.get("patient_code"))
+        ):
+            raise _Bad("body.data.patient_code: expected a pseudonymous code, never a name")
     if isinstance(line, _Alarm):
         if line.state not in ALARM_STATES:
             raise _Bad(f"state {line.state!r}: expected one of {', '.join(ALARM_STATES)}")
@@ -220,6 +240,10 @@ def _check_header(header: _Session) -> None:
     _name(header.room, "room")
     _finite(header.started_at, "started_at")
     _finite(header.ended_at, "ended_at")
+    if header.patient_code is not None and not wire.is_patient_code(header.patient_code):
+        raise _Bad(
+            "patient_code: expected a pseudonymous code (letters, digits, '-', with a digit), never a name"
+        )
 
 
 @dataclass(slots=True)

@@ -367,6 +367,11 @@ class _ClinicalPayload(msgspec.Struct, forbid_unknown_fields=True):
 
 #: a pseudonymous code, never a name: letters, digits and '-', with at least one digit
 _PATIENT_CODE = re.compile(r"^(?=.*[0-9])[A-Za-z0-9][A-Za-z0-9-]{2,23}$")
+
+
+def is_patient_code(text: object) -> bool:
+    """Whether `text` is a pseudonymous patient code (never a name): what a session start must carry."""
+    return isinstance(text, str) and _PATIENT_CODE.match(text) is not None
 _ASSESSMENT_RANGES = {"pain_nrs": (0, 10, 0), "moaas": (0, 5, 0), "cadss6": (0, 4, 6), "aldrete": (0, 2, 5)}
 
 

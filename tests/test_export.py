@@ -199,17 +199,27 @@ def test_malformed_lines_are_reported_by_number_and_the_good_lines_kept(recorded
     lines[20] = json.dumps(other_room)
     lines[30] = json.dumps(bad_value)
     lines[40] = '{"type": "gossip", "site": "clinic", "room": "replay1"}'
+    start = next(i for i, line in enumerate(lines) if '"session_start"' in line)
+    named = json.loads(lines[start])
+    named["body"]["data"]["patient_code"] = "Jane Doe"
+    lines[start] = json.dumps(named)
+    stray = json.loads(lines[50])
+    stray["body"]["home_address"] = "12 High Street"
+    lines[50] = json.dumps(stray)
     file = tmp_path / "damaged.jsonl"
     file.write_text("\n".join(lines) + "\n")
     target = tmp_path / "kap.sqlite"
     out = run("import", "--db", str(target), str(file))
     assert out.returncode == 1, "something was rejected"
     rejected = [line for line in out.stderr.splitlines() if ": rejected: " in line]
-    assert [int(line.split(":")[1]) for line in rejected] == [10, 21, 31, 41]
-    assert "not JSON" in rejected[0] and "room9" in rejected[1]
-    assert "$.value" in rejected[2] and "gossip" in rejected[3]
-    good = len(lines) - 1 - 4
-    assert f"imported {good} events in 1 session(s), 0 duplicates skipped, 4 line(s) rejected" in out.stdout
+    reasons = {int(line.split(":")[1]): line.split(": rejected: ")[1] for line in rejected}
+    assert sorted(reasons) == sorted([10, 21, 31, 41, 51, start + 1])
+    assert "not JSON" in reasons[10] and "room9" in reasons[21] and "$.value" in reasons[31]
+    assert "gossip" in reasons[41]
+    assert "home_address" in reasons[51], "no stray data slips into the log"
+    assert "never a name" in reasons[start + 1]
+    good = len(lines) - 1 - 6
+    assert f"imported {good} events in 1 session(s), 0 duplicates skipped, 6 line(s) rejected" in out.stdout
     [session] = EventLog(target).session_records()
     assert len(list(EventLog(target).raw_events(session.id))) == good
 
