@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 from monitor import wire
 from monitor.bus import BrokerConfig, parse_broker
-from monitor.cli_broker import add_connection_arguments, broker_from_args, refusal, room_broker
+from monitor.cli_broker import add_connection_arguments, broker_from_args, probe, refusal, room_broker
 
 log = logging.getLogger("kap-monitor")
 
@@ -290,6 +290,10 @@ def run_web(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"kap-monitor web: {exc}", file=sys.stderr)
         return 2
+    refused = probe(broker, "kap-web-probe")
+    if refused is not None:
+        print(f"kap-monitor web: {refused}", file=sys.stderr)
+        return 1
     serve_dashboard(broker, args.db, args.host, args.port, site=args.site)
     return 0
 

@@ -4,6 +4,7 @@ monitor/broker_config.py for what it contains and why)."""
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -173,3 +174,12 @@ def refusal(links: list[MqttLink], timeout: float = 3.0) -> str | None:
             who = f"account {link.config.username!r}" if link.config.username else "an anonymous client"
             return f"the broker at {link.config.address} refused {who}: {link.refused}"
     return None
+
+
+def probe(broker: BrokerConfig, client_id: str) -> str | None:
+    """`refusal()` for a program that connects deep inside (the web's live hub): one short connection now."""
+    link = MqttLink(broker, f"{client_id}-{os.getpid()}").start()
+    try:
+        return refusal([link])
+    finally:
+        link.stop()

@@ -270,6 +270,10 @@ def test_a_wrong_password_gets_a_clear_message_not_a_traceback(
     assert status.process.wait(timeout=20) == 1
     assert "refused the connection: Not authorized" in status.output() and "Traceback" not in status.output()
 
+    web = procs("web", "--broker", broker.address, "--db", str(tmp_path / "k.sqlite"), "--username", "web")
+    assert web.process.wait(timeout=30) == 1
+    assert "refused account 'web': Not authorized" in web.output() and "Traceback" not in web.output()
+
     missing = procs("core", "--broker", broker.address, "--credentials", str(tmp_path / "nope.cred"))
     assert missing.process.wait(timeout=20) == 2
     assert "nope.cred" in missing.output() and "Traceback" not in missing.output()
