@@ -50,6 +50,21 @@ ROLE_ACTIONS: dict[str, frozenset[str]] = {
     "admin": frozenset(),
 }
 AUDIT_ROLES = ("supervisor", "admin")
+#: what each action is called in a refusal
+ACTION_WORDS = {
+    "alarm_ack": "acknowledge alarms",
+    "audio_pause": "pause audio",
+    "side_effect": "record side effects",
+    "note": "add notes",
+    "dose": "log doses",
+    "assessment": "record assessments",
+    "session_start": "start sessions",
+    "session_end": "end sessions",
+    "limit_change": "change alarm limits",
+    "command:measure": "start a BP measurement",
+    "command:set_interval": "change the BP cycle",
+    "command:abort": "stop a BP measurement",
+}
 _CLIENT = re.compile(r"[^0-9A-Za-z.:_\-\[\]%]")
 
 
@@ -73,8 +88,8 @@ current_principal: contextvars.ContextVar[Principal | None] = contextvars.Contex
 def refusal(user: User, action: str, room: str) -> str | None:
     """Why `user` may not take `action` in `room`, or None when they may."""
     if action not in ROLE_ACTIONS.get(user.role, frozenset()):
-        what = action.removeprefix("command:").replace("_", " ")
-        return f"{user.name} is a {user.role}: a {user.role} may not {what}"
+        article = "an" if user.role[0] in "aeiou" else "a"
+        return f"{user.name} is {article} {user.role} and may not {ACTION_WORDS.get(action, action)}"
     if user.role == "nurse" and room not in user.rooms:
         assigned = ", ".join(user.rooms) or "no room"
         return f"{user.name} is assigned to {assigned}, not {room}"
@@ -105,7 +120,14 @@ class Guard:
             reason = {"idle": "your sign-in ended after its idle time: sign in again"}.get(
                 why, "sign in first"
             )
-            self._refused("", action, client, site, room, reason)
+            self._refused(
+                self.sessions.owner(principal.token if principal else None),
+                action,
+                client,
+                site,
+                room,
+                reason,
+            )
         assert signin is not None
         reason = refusal(signin.user, action, room)
         if reason:
@@ -196,7 +218,8 @@ class AuthMiddleware:
             return
         if signin is None:
             if why == "idle":
-                self.audit.append(AuditEntry(self.clock.now(), "-", audit_mod.SIGN_IN_EXPIRED, client))
+                who = self.sessions.owner(token) or "-"
+                self.audit.append(AuditEntry(self.clock.now(), who, audit_mod.SIGN_IN_EXPIRED, client))
             if method == "GET" and not path.startswith("/_dash-"):
                 target = path + (
                     ("?" + scope["query_string"].decode("latin-1")) if scope.get("query_string") else ""

@@ -96,6 +96,14 @@ class SessionStore(SharedTable):
             return None, "idle"
         return SignIn(digest, user, client), ""
 
+    def owner(self, token: str | None) -> str:
+        """Whose sign-in a cookie was, live or ended ("" when it never was one): for the audit trail."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT user FROM web_sessions WHERE token_hash = ?", (_digest(token or ""),)
+            ).fetchone()
+        return str(row[0]) if row else ""
+
     def touch(self, token_hash: str) -> None:
         """A page load or an action: the sign-in is in use."""
         with self._lock:

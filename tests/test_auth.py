@@ -48,7 +48,7 @@ def test_each_role_may_take_only_its_actions(user: User, action: str, room: str,
 
 def test_a_refusal_says_why() -> None:
     assert auth.refusal(NURSE, "note", "room2") == "ana is assigned to room1, not room2"
-    assert auth.refusal(VIEWER, "audio_pause", "room1") == "wall is a viewer: a viewer may not audio pause"
+    assert auth.refusal(VIEWER, "audio_pause", "room1") == "wall is a viewer and may not pause audio"
 
 
 @pytest.fixture
@@ -140,7 +140,7 @@ def test_the_guard_checks_the_signed_in_user_now_and_audits_refusals(parts) -> N
     assert refused == [
         ("-", REFUSED, "room1", "note: sign in first"),
         ("ana", REFUSED, "room2", "note: ana is assigned to room1, not room2"),
-        ("-", REFUSED, "room1", "note: your sign-in ended after its idle time: sign in again"),
+        ("ana", REFUSED, "room1", "note: your sign-in ended after its idle time: sign in again"),
     ]
 
 
@@ -186,3 +186,50 @@ def test_after_sign_in_only_a_path_of_this_server_is_followed(target: str, safe:
 def test_a_form_post_must_come_from_this_server(headers: dict[str, str], ok: bool) -> None:
     scope = {"headers": [(k.encode(), v.encode()) for k, v in headers.items()]}
     assert auth.same_origin(scope) is ok
+
+
+def run_asgi(app, path: str, cookie: str = "") -> tuple[int, dict[str, str]]:  # type: ignore[no-untyped-def]
+    """One GET through an ASGI app, as uvicorn would send it."""
+    import asyncio
+
+    headers = [(b"host", b"clinic:8050")] + ([(b"cookie", cookie.encode())] if cookie else [])
+    scope = {"type": "http", "method": "GET", "path": path, "query_string": b"", "headers": headers}
+    scope["client"] = ("10.0.0.5", 50000)
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    asyncio.run(app(scope, receive, send))
+    start = sent[0]
+    return start["status"], {k.decode(): v.decode() for k, v in start.get("headers", [])}
+
+
+def test_a_page_load_after_the_idle_time_goes_to_the_sign_in_page_and_is_audited(parts) -> None:  # type: ignore[no-untyped-def]
+    users, sessions, audit, clock = parts
+    seen: list[auth.Principal | None] = []
+
+    async def dashboard(scope, receive, send) -> None:  # type: ignore[no-untyped-def]
+        seen.append(auth.current_principal.get())
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    app = auth.AuthMiddleware(
+        dashboard, users=users, sessions=sessions, audit=audit, throttle=Throttle(clock), clock=clock
+    )
+    token = sessions.create(users.add("ana", "nurse", "pw", rooms=["room1"]), "10.0.0.5")
+    cookie = f"{auth.COOKIE}={token}"
+    assert run_asgi(app, "/room/room1", cookie)[0] == 200
+    assert seen == [auth.Principal(token, "10.0.0.5")], "the dashboard knows who asks"
+    clock.t += 25 * 60
+    assert run_asgi(app, "/room/room1", cookie)[0] == 200, "a page load is activity"
+    clock.t += 25 * 60
+    assert run_asgi(app, "/_dash-update-component", cookie)[0] == 200, "still signed in: 25 min idle"
+    clock.t += 6 * 60  # callbacks alone are not activity: 31 min since the last page load
+    status, headers = run_asgi(app, "/room/room1", cookie)
+    assert status == 303 and headers["location"] == "/signin?next=/room/room1"
+    assert [(e.user, e.action, e.client) for e in audit.entries()] == [("ana", "sign_in_expired", "10.0.0.5")]
+    assert len(seen) == 3

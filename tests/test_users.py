@@ -121,7 +121,7 @@ def test_the_users_command_adds_lists_changes_and_disables(tmp_path: Path) -> No
 )
 def test_the_users_command_says_what_is_wrong(tmp_path: Path, args: list[str], stdin: str, says: str) -> None:
     done = users_cli(tmp_path / "kap.sqlite", *args, stdin=stdin)
-    assert done.returncode == 2 and says in done.stderr, done.stderr
+    assert done.returncode == 2 and says in done.stderr, (done.returncode, done.stdout, done.stderr)
 
 
 def test_web_refuses_to_start_without_a_user_and_says_how_to_add_one(tmp_path: Path) -> None:
@@ -138,3 +138,22 @@ def test_web_refuses_to_start_without_a_user_and_says_how_to_add_one(tmp_path: P
         "nobody can sign in" in done.stderr
         and f"kap-monitor users add NAME --role admin --db {db}" in done.stderr
     )
+
+
+def test_the_demo_creates_its_documented_accounts_once(tmp_path: Path) -> None:
+    from monitor.demo import demo_accounts
+
+    db = tmp_path / "demo.sqlite"
+    said = demo_accounts(str(db), ["room1", "room2"])
+    assert "demo / demo" in said and "supervisor / supervisor" in said and "admin / admin" in said
+    users = UserStore(db)
+    demo = users.verify("demo", "demo")
+    assert demo is not None and demo.role == "nurse" and demo.rooms == ("room1", "room2")
+    assert [(u.name, u.role) for u in users.list()] == [
+        ("admin", "admin"),
+        ("demo", "nurse"),
+        ("supervisor", "supervisor"),
+    ]
+    users.set_password("demo", "changed-it")
+    demo_accounts(str(db), ["room1", "room2"])
+    assert users.verify("demo", "changed-it") is not None, "a second start keeps what exists"
