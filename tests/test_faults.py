@@ -191,6 +191,10 @@ def test_event_log_cannot_be_written(rig: Rig) -> None:
     """The disk fills (a file-size limit on the core process: its writes fail with EFBIG, as on a full
     disk): the core says so, a high-priority technical alarm reaches the rooms' screens, nothing is
     acknowledged, and when space is back everything is stored and the alarm clears."""
+    from monitor.live import LiveHub
+    from monitor.store import EventLog
+    from monitor.views import alarm_panel_view
+
     alarms: list[dict[str, object]] = []
     watcher = MqttLink(
         rig.broker.address,
@@ -202,6 +206,8 @@ def test_event_log_cannot_be_written(rig: Rig) -> None:
         core = rig.start_core()
         rig.start_gateway()
         rig.wait_stored_growing()
+        hub = LiveHub(rig.broker.address, EventLog(rig.db)).start()  # what the dashboard's pages render
+        assert hub.link.wait_connected(5)
         limit = 32 * 1024  # below the event log's files: every write past it fails
         resource.prlimit(core.process.pid, resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
         wait_until(
@@ -216,6 +222,9 @@ def test_event_log_cannot_be_written(rig: Rig) -> None:
         assert "cannot write the event log" in str(raised["message"])
         assert "cannot write the event log" in core.output()
         assert core.process.poll() is None  # not a silent stop, not a crash
+        panel = alarm_panel_view(hub.find_room("room1"), time.time())  # type: ignore[arg-type]
+        assert any(a.priority == "high" and "Recording stopped" in a.message for a in panel.alarms), panel
+        hub.stop()
         stuck = rig.stored()
         time.sleep(4)
         assert rig.stored() == stuck  # nothing written meanwhile (and nothing acknowledged)
