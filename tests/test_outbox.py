@@ -3,8 +3,10 @@ not acknowledge is lost, it arrives in order, the normal case writes nothing to 
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -165,3 +167,27 @@ def test_bounded_oldest_evicted_and_counted(broker: RestartableMosquitto, tmp_pa
 def test_limit_must_be_positive(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="at least 1"):
         OutboxFile(tmp_path / "outbox.sqlite", limit=0)
+
+
+def test_gateway_reports_evictions_in_its_status(broker: RestartableMosquitto, procs, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A gateway whose outbox overflows during an outage says so where people look: the device's status
+    (`details.outbox_evicted`, retained) and its log; what it kept arrives, oldest dropped first."""
+    link = tmp_path / "ox"
+    sim = procs("simulate", "--device", "oximeter:masimo-ascii", "--link", str(link), "--period", "0.1")
+    sim.wait_for_output("simulating")
+    gateway = procs(
+        "gateway", "--broker", broker.address, "--room", "room1", "--device", f"oximeter:masimo-ascii:{link}",
+        "--outbox", str(tmp_path / "outbox.sqlite"), "--outbox-limit", "5",
+    )  # fmt: skip
+    gateway.wait_for_output("gateway: clinic/room1/oximeter")
+    statuses = Recorder(broker, "kap/clinic/room1/oximeter/status", "outbox-test-status")
+    wait_until(lambda: bool(statuses.payloads()), 10, "a first status")
+    broker.stop()
+    time.sleep(3)  # ~20 readings a second: far more than 5 wait in the outbox
+    broker.start()
+    evicted = lambda: [  # noqa: E731
+        json.loads(p)["details"].get("outbox_evicted", 0) for p in statuses.payloads()
+    ]
+    wait_until(lambda: max(evicted()) > 0, 20, "a status reporting evictions")
+    assert "outbox" in gateway.output() and "dropped the oldest" in gateway.output()
+    statuses.stop()
