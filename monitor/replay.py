@@ -131,7 +131,22 @@ class Series:
         return len(self.ts)
 
     def observation(self, i: int) -> Observation:
-        return self.objects(i + 1)[i]
+        """The i-th as an Observation (one alone when the run up to it has not been made yet)."""
+        if i < len(self._objects):
+            return self._objects[i]
+        return Observation(
+            self.site,
+            self.room,
+            self.devices[i],
+            int(self.seq[i]),
+            float(self.ts[i]),
+            self.code,
+            float(self.value[i]) if self.has_value[i] else None,
+            self.units[i],
+            bool(self.valid[i]),
+            None,
+            self.conditions[i],
+        )
 
     def objects(self, upto: int) -> list[Observation]:
         """The first `upto` as Observations, made once (from plain lists: numpy scalars are slow)."""
@@ -256,6 +271,16 @@ class ReplayModel:
             if received < first and isinstance(status, DeviceStatus):
                 last[status.device] = status
         return list(last.values())
+
+    def warm(self) -> None:
+        """Make every reading's Observation now, so the first jump far into the session is as quick as
+        the next ones (they are otherwise made as the replay first reaches them)."""
+        for s in self.series.values():
+            s.objects(len(s))
+
+    @property
+    def pleth_blocks(self) -> int:
+        return len(self._pleth_ids)
 
     @property
     def duration(self) -> float:

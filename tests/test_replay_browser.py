@@ -19,15 +19,9 @@ from monitor.store import EventLog
 from monitor.views import RoomState
 from tests.conftest import free_port
 from tests.test_alarms_live import AlarmTopic, wait_until
+from tests.test_browser_room import text
 
 pytestmark = pytest.mark.browser
-
-
-def text(browser, element_id: str) -> str:  # type: ignore[no-untyped-def]
-    try:
-        return browser.find_element(By.ID, element_id).text
-    except Exception:
-        return ""
 
 
 def position(browser) -> int:  # type: ignore[no-untyped-def]

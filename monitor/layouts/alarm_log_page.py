@@ -73,6 +73,7 @@ def layout(store: EventLog) -> html.Div:
                     ),
                     dmc.TextInput(id="log-text", label="Contains", w=200),
                     dmc.Button("Export CSV", id="log-export", variant="outline"),
+                    html.A("Replay this session", id="log-replay", href="/replay"),
                 ],
                 align="flex-end",
                 my="md",

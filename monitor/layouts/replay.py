@@ -87,13 +87,15 @@ def route(path: str, replays: Replays) -> tuple[Any, dict[str, str] | None] | No
     rest = path.removeprefix("/replay").strip("/")
     if not rest:
         return picker(replays.store), None
-    if not rest.isdigit():
+    session_id, _, offset = rest.partition("/")  # /replay/<session>/<seconds into it>
+    if not session_id.isdigit() or not (offset.isdigit() or not offset):
         return None
-    model = replays.models.get(int(rest))
+    model = replays.models.get(int(session_id))
     if model is None:
         return None
-    token = replays.cursors.open(model.start, model.end)
-    return player(model, token, model.start), {"page": "replay", "session": rest, "token": token}
+    at = min(model.end, model.start + int(offset or 0))
+    token = replays.cursors.open(model.start, model.end, at)
+    return player(model, token, at), {"page": "replay", "session": session_id, "token": token}
 
 
 # ---- the picker ---------------------------------------------------------------------------------------
@@ -310,11 +312,13 @@ async def stream(
 
     cursor.listen(notify)
     shown = _Shown()
-    seen_revision = -1
-    session_at = timeline_at = 0.0
-    timeline_key: tuple[object, ...] | None = None
+    # the layout was rendered at the cursor's first position with its session panel and timeline
+    session_at = timeline_at = time.monotonic()
+    timeline_key: tuple[object, ...] | None = _timeline_key(model, cursor.position(), cursor)
+    seen_revision = cursor.revision
     follow_epoch = 0
     was_zoomed = False
+    warmed: object = None
     try:
         while not ws.is_shutdown:
             wake.clear()
@@ -329,6 +333,8 @@ async def stream(
             props["replay-scrub"] = {"value": slider}
             cursor.remember_slider(slider)
             shown.push(props)
+            if warmed is None:
+                warmed = loop.run_in_executor(None, model.warm)  # the first frame is out: index the rest
             set_props("pleth", {"figure": await asyncio.to_thread(pleth_patch, model, t)})
             trend_zoom = cursor.zoom.get("trend")
             if trend_zoom is None and was_zoomed:
@@ -398,6 +404,10 @@ def register(app: Dash, store: EventLog, cursors: ReplayCursors) -> None:
     )
     def filter_list(room: str | None, day: str | None, code: str | None):  # type: ignore[no-untyped-def]
         return session_links(filter_sessions(sessions(store), room, day, code))
+
+    @app.callback(Output("log-replay", "href"), Input("log-session", "value"))
+    def replay_from_the_alarm_log(session_id: str | None) -> str:
+        return f"/replay/{session_id}" if session_id else "/replay"
 
     def cursor_of(page: dict[str, str] | None) -> ReplayCursor | None:
         return cursors.get(page.get("token")) if page and page.get("page") == "replay" else None
