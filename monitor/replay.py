@@ -31,9 +31,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import numpy as np
-from tsdownsample import NaNMinMaxDownsampler
 
 from monitor import mdc
+from monitor.downsample import minmax_indices
 from monitor.model import AlarmTransition, ClinicalEvent, DeviceStatus, Observation
 from monitor.store import EventLog, _observation_from_row
 from monitor.views import RoomState
@@ -93,15 +93,6 @@ def filter_sessions(
             continue
         out.append(s)
     return out
-
-
-def minmax_indices(x: np.ndarray, y: np.ndarray, max_points: int) -> np.ndarray:
-    """Indices of the points to draw: all of them when few, else the min and max of each of
-    `max_points / 2` equal bins (gaps, NaN, are kept as gaps), so no extreme is ever lost to thinning."""
-    if len(x) <= max_points:
-        return np.arange(len(x))
-    n_out = max(4, max_points - max_points % 2)
-    return np.asarray(NaNMinMaxDownsampler().downsample(x, y, n_out=n_out), dtype=np.int64)
 
 
 class Series:

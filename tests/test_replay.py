@@ -14,13 +14,14 @@ import pytest
 from monitor import mdc
 from monitor.alarm_profile import load_profile
 from monitor.alarm_runner import AlarmRunner, replay
+from monitor.downsample import minmax_indices, thin
+from monitor.layouts import timeline
 from monitor.layouts.replay import frame_props, session_props, timeline_figure, zoom_span
-from monitor.model import AlarmTransition, DeviceStatus
+from monitor.model import AlarmTransition, DeviceStatus, Observation
 from monitor.replay import (
     ReplayCursor,
     ReplayModel,
     filter_sessions,
-    minmax_indices,
     parse_jump,
     session,
     sessions,
@@ -134,12 +135,24 @@ def test_long_series_are_thinned_keeping_every_extreme_and_gap() -> None:
     assert list(minmax_indices(x[:500], y[:500], 1000)) == list(range(500)), "few points: all of them"
 
 
+def test_the_session_timeline_keeps_a_one_reading_dip_of_a_four_hour_session() -> None:
+    readings = [
+        Observation("clinic", "r", "oximeter", i, 1000.0 + i, mdc.SPO2.code, 97.0, "%", True)
+        for i in range(14_400)
+    ]
+    readings[7_777] = Observation("clinic", "r", "oximeter", 7_777, 8_777.0, mdc.SPO2.code, 79.0, "%", True)
+    figure = timeline.figure(readings, [], {}, [], [], [])
+    spo2 = next(trace for trace in figure["data"] if trace.get("name") == "SpO2")
+    assert len(spo2["y"]) <= timeline.MAX_VITAL_POINTS and min(spo2["y"]) == 79.0
+    assert len(thin(readings[:10], 1500)) == 10
+
+
 def test_windows_are_thinned_for_display_and_full_when_zoomed(model) -> None:  # type: ignore[no-untyped-def]
     end = model.end
     whole = model.observations(end, [mdc.SPO2.code])
-    thin = model.observations(end, [mdc.SPO2.code], max_points=200)
-    assert len(whole) > 1500 and len(thin) <= 200
-    assert min(o.value for o in thin) == min(o.value for o in whole), "the desaturation's floor is kept"
+    thinned = model.observations(end, [mdc.SPO2.code], max_points=200)
+    assert len(whole) > 1500 and len(thinned) <= 200
+    assert min(o.value for o in thinned) == min(o.value for o in whole), "the desaturation's floor is kept"
     zoom = model.observations(end, [mdc.SPO2.code], whole[100].ts, whole[400].ts, max_points=5000)
     assert zoom == whole[100:401], "a zoomed span at full resolution"
     midway = model.start + 300

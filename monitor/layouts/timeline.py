@@ -7,6 +7,7 @@ from plotly.subplots import make_subplots
 
 from monitor import mdc
 from monitor.dosing import Dose, effective_doses
+from monitor.downsample import thin
 from monitor.model import AlarmTransition, ClinicalEvent, Observation
 from monitor.views import chart_time
 
@@ -18,9 +19,9 @@ MAX_VITAL_POINTS = 1500
 
 
 def _thin(points: list[Observation]) -> list[Observation]:
-    """Keep long sessions light on the wire: every n-th point (the trend chart has the full 1 Hz data)."""
-    step = max(1, len(points) // MAX_VITAL_POINTS)
-    return points[::step]
+    """Keep long sessions light on the wire: the min and max of each bin, so no dip is thinned away (the
+    trend chart has the full 1 Hz data)."""
+    return thin(points, MAX_VITAL_POINTS)
 
 
 def figure(
