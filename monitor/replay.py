@@ -332,26 +332,34 @@ class ReplayModel:
         # the store's own decoding of a row (samples, rate, conditions), on the few rows on screen
         return [_observation_from_row(self.site, self.room, row) for row in rows]
 
-    def at(self, t: float, window: tuple[float, float] | None = None) -> LogAt:
-        return LogAt(self, t, window)
+    def at(self, t: float, window: tuple[float, float] | None = None, narrowed: Iterable[int] = ()) -> LogAt:
+        return LogAt(self, t, window, frozenset(narrowed))
 
 
 class LogAt:
     """The event log as it stood at replay time `t`, for projections written against the live store
     (`observations`, `alarms`): they read what had been recorded by then, nothing later. `window`, when
-    the viewer zoomed, narrows what long reads return to the zoomed span (at full resolution)."""
+    the viewer zoomed, narrows reads of the `narrowed` codes (the vitals drawn) to the zoomed span, at
+    full resolution; other reads (the pump stream the doses come from) stay whole."""
 
-    def __init__(self, model: ReplayModel, t: float, window: tuple[float, float] | None = None) -> None:
-        self.model, self.t, self.window = model, t, window
+    def __init__(
+        self,
+        model: ReplayModel,
+        t: float,
+        window: tuple[float, float] | None = None,
+        narrowed: frozenset[int] = frozenset(),
+    ) -> None:
+        self.model, self.t, self.window, self.narrowed = model, t, window, narrowed
 
     def observations(
         self, site: str, room: str, *, since: float | None = None, codes: Iterable[int] | None = None
     ) -> list[Observation]:
+        wanted = None if codes is None else list(codes)
         until = None
-        if self.window is not None:
+        if self.window is not None and wanted is not None and set(wanted) <= self.narrowed:
             since = max(since if since is not None else self.window[0], self.window[0])
             until = self.window[1]
-        return self.model.observations(self.t, codes, since, until)
+        return self.model.observations(self.t, wanted, since, until)
 
     def alarms(self, site: str, room: str) -> list[AlarmTransition]:
         return self.model.alarms(self.t)

@@ -122,6 +122,19 @@ def test_the_session_panel_and_timeline_read_nothing_recorded_after_the_replay_t
     assert later == []
 
 
+def test_a_zoomed_timeline_has_the_vitals_of_its_span_at_full_resolution_and_the_same_doses(model) -> None:  # type: ignore[no-untyped-def]
+    def trace(figure: dict, name: str) -> dict:  # type: ignore[type-arg]
+        return next(t for t in figure["data"] if t.get("name", "").startswith(name))
+
+    whole = timeline_figure(model, model.end, None)
+    span = (model.start + 600, model.start + 660)
+    zoomed = timeline_figure(model, model.end, span)
+    seconds = model.observations(model.end, [mdc.SPO2.code], *span)
+    assert len(trace(zoomed, "SpO2")["x"]) == len(seconds) > 50, "every reading of the zoomed minute"
+    assert trace(zoomed, "doses") == trace(whole, "doses"), "doses come from the whole pump record"
+    assert trace(zoomed, "ketamine") == trace(whole, "ketamine")
+
+
 def test_long_series_are_thinned_keeping_every_extreme_and_gap() -> None:
     x = np.arange(14_400, dtype=np.float64)
     y = 97 + np.sin(x / 300.0)

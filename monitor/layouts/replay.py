@@ -248,7 +248,7 @@ def session_props(model: ReplayModel, t: float) -> dict[str, dict[str, Any]]:
 
 def timeline_figure(model: ReplayModel, t: float, zoom: tuple[float, float] | None) -> dict:  # type: ignore[type-arg]
     state = model.state_at(t)
-    return bedside._timeline(state, model.at(t, zoom), t)  # type: ignore[arg-type]
+    return bedside._timeline(state, model.at(t, zoom, bedside.TIMELINE_VITALS), t)  # type: ignore[arg-type]
 
 
 def trend_patch(model: ReplayModel, t: float, zoom: tuple[float, float] | None, follow: str) -> Patch:
