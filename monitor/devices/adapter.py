@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from monitor.clock import SYSTEM_CLOCK, Clock
-from monitor.devices.protocols import CommandRejected, ProtocolSpec
+from monitor.devices.protocols import CommandRejected, ProtocolSpec, bytes_wanted
 from monitor.devices.transport import LinkLost, MqttTransport, SerialTransport, open_transport
 from monitor.model import CommandReply, DeviceReading, DeviceStatus, Observation, RejectedFrame, WaveformBlock
 
@@ -132,7 +132,9 @@ class DeviceAdapter:
         attempt = 0
         while not self._stop.is_set():
             try:
-                transport = open_transport(self.spec.url, self.protocol.baudrate, read_timeout=0.05)
+                transport = open_transport(
+                    self.spec.url, self.protocol.baudrate, read_timeout=self.protocol.read_timeout_s
+                )
             except ValueError as exc:  # a URL that can never work: say so and stop trying
                 log.error("%s/%s: %s", self.room, self.spec.name, exc)
                 self._set_state("offline", str(exc), frozenset(), force=False)
@@ -172,7 +174,7 @@ class DeviceAdapter:
             now = self._clock.now()
             self._take_commands(now)
             transport.write(self.driver.poll(now))
-            data = transport.read()
+            data = transport.read(bytes_wanted(self.driver))
             # fed even when nothing came: a driver notices a device that stopped answering only with time
             events = self.driver.feed(data, self._clock.now())
             for event in events:

@@ -263,6 +263,11 @@ class NoninF2Codec:
         """Select this data format (the device may have been configured for another one); ACK/NAK follows."""
         return SET_DATA_FORMAT_2
 
+    def bytes_wanted(self) -> int:
+        """Bytes still missing from the packet begun at the end of the input (a whole packet after a whole
+        one): the transport can sleep until they are there instead of waking at every frame."""
+        return PACKET_SIZE - len(self._buffer)
+
     def feed(self, data: bytes) -> list[CodecEvent]:
         """Take the next bytes from the device, in any chunking; return the events they complete."""
         buffer = self._buffer + data

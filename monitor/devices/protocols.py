@@ -48,6 +48,13 @@ class Driver(Protocol):
     def command(self, name: str, args: dict[str, object], now: float) -> None: ...
 
 
+def bytes_wanted(decoder: Codec | Driver) -> int:
+    """Bytes `decoder` needs before it can decode anything more: the transport sleeps until they are there
+    (or its read timeout). 1, as soon as any byte comes, unless the decoder can tell (`bytes_wanted()`)."""
+    wanted = getattr(decoder, "bytes_wanted", None)
+    return wanted() if callable(wanted) else 1
+
+
 class StreamDriver:
     """Makes a talk-only codec a Driver: sends its initial commands on connect, takes no commands."""
 
@@ -73,6 +80,10 @@ class StreamDriver:
         pending, self._pending = self._pending, b""
         return pending
 
+    def bytes_wanted(self) -> int:
+        """Bytes the codec needs before it can decode anything more (1 when it cannot tell)."""
+        return bytes_wanted(self.codec)
+
     def command(self, name: str, args: dict[str, object], now: float) -> None:
         raise CommandRejected(f"this device takes no commands (asked for {name!r})")
 
@@ -89,6 +100,11 @@ class ProtocolSpec:
     #: publish numerics at most this often (a device reporting faster is thinned; a change of its
     #: conditions or mode is always published at once). 0 publishes every reading.
     numeric_period_s: float = 0.0
+    #: longest wait for bytes before the adapter's loop turns again (polls the driver, checks for silence,
+    #: takes commands): short for a device the gateway converses with on a schedule (the cuff's 0.2 s
+    #: pressure polls), longer for one that only talks, whose bytes wake the loop anyway. Every turn costs
+    #: CPU in every device of every room, so idle turns are kept few.
+    read_timeout_s: float = 0.5
 
 
 def _masimo() -> Driver:
@@ -139,6 +155,7 @@ PROTOCOLS: dict[str, ProtocolSpec] = {
         38400,
         10.0,
         "BD Alaris Asena GH/CC infusion pump, read-only INF poll each second",
+        read_timeout_s=0.25,
     ),
     "suntech-nibp": ProtocolSpec(
         "suntech-nibp",
@@ -146,6 +163,7 @@ PROTOCOLS: dict[str, ProtocolSpec] = {
         9600,
         None,
         "SunTech Advantage OEM NIBP module: the gateway runs the cycle (default 5 min) and measure-now",
+        read_timeout_s=0.2,
     ),
     "mqtt-json": ProtocolSpec(
         "mqtt-json", _mqtt_json, 0, 15.0, "a device publishing our JSON schema on its own MQTT topic"
