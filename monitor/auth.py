@@ -190,8 +190,13 @@ class AuthMiddleware:
             if signin is None:
                 await send({"type": "websocket.close", "code": 1008})  # before accept: HTTP 403
                 return
-            await self._pass(signin, token, client, {**scope, "kap.user": signin.user.name}, receive, send)
+            await self._pass(token, client, {**scope, "kap.user": signin.user.name}, receive, send)
             return
+        await self._http(scope, receive, send, client, token)
+
+    async def _http(
+        self, scope: dict[str, Any], receive: Any, send: Any, client: str, token: str | None
+    ) -> None:
         from monitor import auth_pages
 
         path, method = scope["path"], scope["method"]
@@ -233,7 +238,7 @@ class AuthMiddleware:
             return
         if method == "GET" and not path.startswith(("/_dash-", "/assets/", "/_favicon")):
             self.sessions.touch(signin.token_hash)  # a page load is activity
-        await self._pass(signin, token, client, scope, receive, send)
+        await self._pass(token, client, scope, receive, send)
 
     def _is_warmup(self, scope: dict[str, Any]) -> bool:
         given = _headers(scope).get("x-kap-warmup", "")
@@ -245,7 +250,7 @@ class AuthMiddleware:
         )
 
     async def _pass(
-        self, signin: SignIn, token: str | None, client: str, scope: dict[str, Any], receive: Any, send: Any
+        self, token: str | None, client: str, scope: dict[str, Any], receive: Any, send: Any
     ) -> None:
         marker = current_principal.set(Principal(token or "", client))
         try:

@@ -233,3 +233,23 @@ def test_a_page_load_after_the_idle_time_goes_to_the_sign_in_page_and_is_audited
     assert status == 303 and headers["location"] == "/signin?next=/room/room1"
     assert [(e.user, e.action, e.client) for e in audit.entries()] == [("ana", "sign_in_expired", "10.0.0.5")]
     assert len(seen) == 3
+
+
+def test_dashs_websocket_hook_is_a_second_lock_behind_the_middleware() -> None:
+    from types import SimpleNamespace
+
+    from monitor.layouts import signin
+
+    signin.check_websockets()
+    from dash._hooks import HooksManager
+
+    assert auth.websocket_allowed in [h.func for h in HooksManager.get_hooks("websocket_connect")]
+    protected = SimpleNamespace(state=SimpleNamespace(kap_sign_in_required=True))
+    unprotected = SimpleNamespace(state=SimpleNamespace())
+
+    def socket(app, **scope):  # type: ignore[no-untyped-def]
+        return SimpleNamespace(scope={"app": app, **scope})
+
+    assert auth.websocket_allowed(socket(protected)) == (4003, "sign in first")
+    assert auth.websocket_allowed(socket(protected, **{"kap.user": "ana"})) is True
+    assert auth.websocket_allowed(socket(unprotected)) is True, "an app without sign-in is left alone"

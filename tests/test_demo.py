@@ -25,12 +25,16 @@ def test_demo_runs_four_live_rooms_and_stops_cleanly(procs, browser, tmp_path: P
     assert time.monotonic() - started < 30
     url = re.search(r"open (http://\S+)", out).group(1)  # type: ignore[union-attr]
     assert url == f"http://127.0.0.1:{port}/"
+    assert "sign in as demo / demo" in out, "the demo says how to sign in"
 
     browser.get(url)
     WebDriverWait(browser, 15).until(
         lambda b: sum(e.text.isdigit() for e in b.find_elements(By.CSS_SELECTOR, ".room-spo2")) == 4
     )
-    rooms = [e.text for e in browser.find_elements(By.CSS_SELECTOR, ".room-card-name")]
+    # read in one go: the cards re-render as values arrive, and a found element can go stale
+    rooms = browser.execute_script(
+        "return [...document.querySelectorAll('.room-card-name')].map(e => e.textContent.trim())"
+    )
     assert rooms == ["room1", "room2", "room3", "room4"]
     browser.get(url + "room/room2")
     WebDriverWait(browser, 10).until(lambda b: b.find_element(By.ID, "spo2-value").text.isdigit())
