@@ -10,9 +10,13 @@ import logging
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+
+if TYPE_CHECKING:
+    from monitor.mqtt_loop import NetworkLoop
 
 log = logging.getLogger(__name__)
 
@@ -110,10 +114,12 @@ class MqttLink:
         on_delivery: Callable[[Delivery], None] | None = None,
         on_published: Callable[[int], None] | None = None,
         on_disconnect: Callable[[], None] | None = None,
+        network: NetworkLoop | None = None,
     ) -> None:
         """`on_delivery` replaces `on_message` when the receiver acknowledges messages itself (`ack`);
         `on_published(mid)` is called on paho's network thread when the broker acknowledged a publish
-        (it must not block or take locks held around `publish`); `on_disconnect` when the link drops."""
+        (it must not block or take locks held around `publish`); `on_disconnect` when the link drops.
+        With `network` the link shares that loop's threads instead of running its own (see mqtt_loop)."""
         self.config = BrokerConfig.of(broker)
         self.host, self.port = self.config.host, self.config.port
         self.client_id = client_id
@@ -123,6 +129,7 @@ class MqttLink:
         self._on_delivery = on_delivery
         self._on_published = on_published
         self._on_disconnect_hook = on_disconnect
+        self._network = network
         self._keepalive = keepalive
         self._connected = threading.Event()
         self._answered = threading.Event()  # a CONNACK came, accepting or refusing
@@ -159,7 +166,10 @@ class MqttLink:
 
     def start(self) -> MqttLink:
         self.client.connect_async(self.host, self.port, keepalive=self._keepalive)
-        self.client.loop_start()
+        if self._network is not None:
+            self._network.attach(self)
+        else:
+            self.client.loop_start()
         return self
 
     def wait_connected(self, timeout: float = 10.0) -> bool:
@@ -169,6 +179,10 @@ class MqttLink:
 
     def stop(self) -> None:
         self._stopping = True
+        if self._network is not None:
+            self._network.detach(self)
+            self._connected.clear()
+            return
         try:
             self.client.disconnect()
         finally:
@@ -196,6 +210,8 @@ class MqttLink:
             self._answered.set()
             return
         self.refused = None
+        if self._network is not None:
+            self._network.connected(self)
         for topic in self._subscriptions:
             client.subscribe(topic, qos=1)
         self._connected.set()

@@ -1,7 +1,9 @@
 """The gateway: runs a room's device adapters and publishes what they produce over MQTT (QoS 1).
 
 Each device gets its own MQTT connection so that its status topic can carry its own Last Will: if the
-gateway process dies, the broker itself announces every one of its devices `offline`.
+gateway process dies, the broker itself announces every one of its devices `offline`. The connections
+of a process share one network thread (`monitor.mqtt_loop`), so a device costs one socket, not a thread,
+a socket and a socketpair.
 
 Everything a device produces goes through the process's outbox (`monitor.outbox`): kept on disk while
 the broker is away or slow to acknowledge, delivered in order when it is back.
@@ -22,6 +24,7 @@ from monitor.clock import SYSTEM_CLOCK, Clock
 from monitor.devices.adapter import DeviceAdapter, DeviceSpec
 from monitor.devices.protocols import protocol
 from monitor.model import CommandReply, DeviceStatus, Observation
+from monitor.mqtt_loop import NetworkLoop
 from monitor.outbox import DEFAULT_LIMIT, DEFAULT_PATH, Outbox, OutboxFile
 
 log = logging.getLogger(__name__)
@@ -71,6 +74,7 @@ class DeviceGateway:
         clock: Clock = SYSTEM_CLOCK,
         *,
         outbox: OutboxFile,
+        network: NetworkLoop | None = None,
     ) -> None:
         wire.check_name(spec.name, "device")
         proto = protocol(spec.protocol)
@@ -88,6 +92,7 @@ class DeviceGateway:
             on_message=self._on_command,
             on_published=lambda mid: self.outbox.on_published(mid),
             on_disconnect=lambda: self.outbox.on_disconnect(),
+            network=network,
         )
         self.outbox: Outbox = outbox.outbox(f"{self.link.config.address}/{self.link.client_id}", self.link)
         self.rejected_commands = 0
@@ -162,14 +167,16 @@ class Gateway:
         outbox_limit: int = DEFAULT_LIMIT,
     ) -> None:
         self.outbox = OutboxFile.acquire(outbox_path, limit=outbox_limit)
+        self.network = NetworkLoop.acquire()  # one network thread for every device of the process
         try:
             self.devices = [
-                DeviceGateway(broker, r.site, r.room, d, clock, outbox=self.outbox)
+                DeviceGateway(broker, r.site, r.room, d, clock, outbox=self.outbox, network=self.network)
                 for r in rooms
                 for d in r.devices
             ]
         except BaseException:
             self.outbox.release()
+            self.network.release()
             raise
 
     def start(self) -> Gateway:
@@ -181,3 +188,4 @@ class Gateway:
         for device in self.devices:
             device.stop()
         self.outbox.release()
+        self.network.release()
