@@ -181,6 +181,8 @@ def build_parser() -> argparse.ArgumentParser:
         default="clinic",
         help="site of rooms opened before they report (default clinic)",
     )
+    web.add_argument("--https-cert", metavar="PEM", help="serve HTTPS with this certificate (chain) file")
+    web.add_argument("--https-key", metavar="PEM", help="the private key of --https-cert")
     status = sub.add_parser(
         "status",
         help="every device's state and counters, as the broker knows them",
@@ -285,6 +287,9 @@ def run_core(args: argparse.Namespace) -> int:
 def run_web(args: argparse.Namespace) -> int:
     from monitor.webserver import serve_dashboard
 
+    if bool(args.https_cert) != bool(args.https_key):
+        print("kap-monitor web: give both --https-cert and --https-key, or neither", file=sys.stderr)
+        return 2
     try:
         broker = _broker_config(args)
     except ValueError as exc:
@@ -294,7 +299,8 @@ def run_web(args: argparse.Namespace) -> int:
     if refused is not None:
         print(f"kap-monitor web: {refused}", file=sys.stderr)
         return 1
-    serve_dashboard(broker, args.db, args.host, args.port, site=args.site)
+    https = (args.https_cert, args.https_key) if args.https_cert else None
+    serve_dashboard(broker, args.db, args.host, args.port, site=args.site, https=https)
     return 0
 
 

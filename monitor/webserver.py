@@ -6,6 +6,7 @@ import contextlib
 import logging
 import secrets
 import signal
+import ssl
 import sys
 import threading
 import time
@@ -45,11 +46,19 @@ class _DashboardServer(uvicorn.Server):
 
 
 def serve_dashboard(
-    broker: Broker, db: str, host: str, port: int, *, site: str = "clinic", announce: str | None = None
+    broker: Broker,
+    db: str,
+    host: str,
+    port: int,
+    *,
+    site: str = "clinic",
+    announce: str | None = None,
+    https: tuple[str, str] | None = None,
 ) -> None:
     """Runs until SIGINT/SIGTERM (uvicorn handles them), then closes the hub.
 
-    Everything is behind sign-in (monitor.auth); without a user who can sign in it refuses to start."""
+    Everything is behind sign-in (monitor.auth); without a user who can sign in it refuses to start.
+    `https` (certificate file, key file) serves HTTPS, and the sign-in cookie is then marked Secure."""
     users = UserStore(db)
     if users.active_count() == 0:
         print(
@@ -66,13 +75,15 @@ def serve_dashboard(
     app = create_app(hub, store, site=site)
     warmup = secrets.token_urlsafe(16)
     asgi = protect(app, users, audit, sessions, throttle=Throttle(), warmup_token=warmup)
+    tls = {"ssl_certfile": https[0], "ssl_keyfile": https[1]} if https else {}
     config = uvicorn.Config(
-        asgi, host=host, port=port, log_level="warning", ws="websockets-sansio", lifespan="on"
+        asgi, host=host, port=port, log_level="warning", ws="websockets-sansio", lifespan="on", **tls
     )
     server = _DashboardServer(config)
-    line = announce or f"dashboard: http://{host}:{port}/"
+    scheme = "https" if https else "http"
+    line = announce or f"dashboard: {scheme}://{host}:{port}/"
     threading.Thread(
-        target=_announce_when_started, args=(server, host, port, line, warmup), daemon=True
+        target=_announce_when_started, args=(server, scheme, host, port, line, warmup), daemon=True
     ).start()
     try:
         server.run()
@@ -83,7 +94,9 @@ def serve_dashboard(
             part.close()
 
 
-def _announce_when_started(server: uvicorn.Server, host: str, port: int, line: str, warmup: str) -> None:
+def _announce_when_started(
+    server: uvicorn.Server, scheme: str, host: str, port: int, line: str, warmup: str
+) -> None:
     """Say the URL only when it answers, so whoever reads it (a person, a test) can use it at once.
 
     It first fetches `/` itself: Dash 4.4's FastAPI backend runs its one-time setup (which collects
@@ -96,9 +109,10 @@ def _announce_when_started(server: uvicorn.Server, host: str, port: int, line: s
     if not server.started:
         return
     local = "127.0.0.1" if host in ("0.0.0.0", "", "::") else host
+    unverified = ssl._create_unverified_context()  # our own server: its certificate may name another host
     try:
-        request = urllib.request.Request(f"http://{local}:{port}/", headers={"X-KAP-Warmup": warmup})
-        with urllib.request.urlopen(request, timeout=10) as response:
+        request = urllib.request.Request(f"{scheme}://{local}:{port}/", headers={"X-KAP-Warmup": warmup})
+        with urllib.request.urlopen(request, timeout=10, context=unverified) as response:
             response.read()
     except OSError as exc:
         log.warning("dashboard warm-up request failed: %s", exc)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import ssl
 import time
 import uuid
 from pathlib import Path
@@ -18,6 +19,7 @@ from monitor.audit import AuditLog
 from monitor.store import EventLog
 from monitor.users import UserStore
 from tests.conftest import ensure_test_user, free_port
+from tests.test_broker_acl import make_test_ca
 from tests.test_users import FAST
 
 PASSWORD = "s3cret-pass"
@@ -26,15 +28,20 @@ PASSWORD = "s3cret-pass"
 class Web:
     """An HTTP client for one server that follows no redirects and keeps one sign-in cookie."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, tls: ssl.SSLContext | None = None) -> None:
         self.port = port
-        self.origin = f"http://127.0.0.1:{port}"
+        self.tls = tls
+        self.origin = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
         self.cookie = ""
 
     def request(
         self, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None
     ) -> tuple[int, dict[str, str], str]:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=20)
+        conn = (
+            http.client.HTTPSConnection("127.0.0.1", self.port, timeout=20, context=self.tls)
+            if self.tls
+            else http.client.HTTPConnection("127.0.0.1", self.port, timeout=20)
+        )
         sent = dict(headers or {})
         if self.cookie:
             sent["Cookie"] = self.cookie
@@ -54,7 +61,9 @@ class Web:
 
     def websocket(self):  # type: ignore[no-untyped-def]
         headers = {"Origin": self.origin, **({"Cookie": self.cookie} if self.cookie else {})}
-        return connect(f"ws://127.0.0.1:{self.port}/_dash-ws-callback", additional_headers=headers)
+        scheme = "wss" if self.tls else "ws"
+        url = f"{scheme}://127.0.0.1:{self.port}/_dash-ws-callback"
+        return connect(url, additional_headers=headers, ssl=self.tls)
 
     def callback_body(self, trigger: str, page: dict[str, str]) -> dict[str, object]:
         """What the browser posts when `trigger` is clicked on a bedside page showing `page`."""
@@ -230,3 +239,57 @@ def test_each_action_is_checked_on_the_server_and_recorded_as_the_signed_in_user
     rows = csv.strip().splitlines()
     assert rows[0] == "time (UTC),user,action,from,site,room,detail"
     assert len(rows) == 2 and ",nina,audio_pause,127.0.0.1,clinic,room1," in rows[1]
+
+
+@pytest.mark.browser
+def test_over_https_the_sign_in_cookie_is_secure(room1, mosquitto, procs, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    ca, cert, key = make_test_ca(tmp_path / "tls")
+    UserStore(room1.db, FAST).add("nina", "nurse", PASSWORD, rooms=["room1"])
+    port = free_port()
+    web = procs(
+        "web",
+        "--broker",
+        mosquitto.address,
+        "--db",
+        str(room1.db),
+        "--port",
+        str(port),
+        "--https-cert",
+        str(cert),
+        "--https-key",
+        str(key),
+    )
+    assert f"dashboard: https://127.0.0.1:{port}/" in web.wait_for_output("dashboard:")
+    client = Web(port, ssl.create_default_context(cafile=str(ca)))
+    assert client.request("GET", "/")[0] == 303
+    status, headers, _ = client.sign_in("nina")
+    assert status == 303 and "Secure" in [f.strip() for f in headers["set-cookie"].split(";")]
+    assert client.request("GET", "/room/room1")[0] == 200
+    with client.websocket() as ws:
+        ws.send(json.dumps({"type": "heartbeat"}))
+        assert "heartbeat_ack" in ws.recv(timeout=10)
+
+
+def test_web_wants_both_https_files(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "monitor.cli",
+            "web",
+            "--db",
+            str(tmp_path / "k.sqlite"),
+            "--https-cert",
+            "c.pem",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2 and "give both --https-cert and --https-key" in done.stderr
