@@ -131,6 +131,12 @@ def test_broker_stopped_10_s_and_restarted(rig: Rig) -> None:
     time.sleep(10)
     rig.broker.start()
     rig.wait_stored_growing(timeout=15)  # core and gateway reconnected by themselves
+
+    def back_online() -> bool:  # mosquitto publishes the Last Wills as it stops: each device said offline
+        last = [alarm_rows(rig.db, f"device_offline:{d}")[-1:] for d in DEVICES]
+        return all(not rows or rows[0][1] == "cleared" for rows in last)
+
+    wait_until(back_online, 10, "every device back online after the outage")
     produced = rig.stop_gateway_and_count()
     rig.assert_nothing_lost(produced)
     gateway_log = rig.gateway.output()  # type: ignore[union-attr]

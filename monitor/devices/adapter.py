@@ -281,6 +281,11 @@ class DeviceAdapter:
         if changed or force:
             self._send_status()
 
+    def refresh_status(self) -> None:
+        """Send the status again soon (any thread): after a broker restart the retained copy may be the
+        Last Will the broker published when it went down."""
+        self._last_status_sent = 0.0
+
     def _maybe_refresh_status(self) -> None:
         """Counters change all the time; resend them every 10 s rather than with every line."""
         if time.monotonic() - self._last_status_sent > 10:

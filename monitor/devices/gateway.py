@@ -93,10 +93,18 @@ class DeviceGateway:
             on_published=lambda mid: self.outbox.on_published(mid),
             on_disconnect=lambda: self.outbox.on_disconnect(),
             network=network,
+            on_connect=self._on_connected,
         )
+        self._connects = 0
         self.outbox: Outbox = outbox.outbox(f"{self.link.config.address}/{self.link.client_id}", self.link)
         self.rejected_commands = 0
         self.published = 0
+
+    def _on_connected(self) -> None:
+        """Back after an outage: say again how the device is, over the Last Will the broker published."""
+        self._connects += 1
+        if self._connects > 1:
+            self.adapter.refresh_status()
 
     def _on_command(self, topic: str, payload: bytes, retained: bool) -> None:
         if retained:  # a stale retained command must never start a measurement
