@@ -259,15 +259,15 @@ def _broker_config(args: argparse.Namespace) -> BrokerConfig:
 
 def run_core(args: argparse.Namespace) -> int:
     from monitor.alarm_profile import load_profile
-    from monitor.core import Core
+    from monitor.core import Core, StoreUnavailable
 
     try:
         profile = load_profile(args.profile)
         broker = _broker_config(args)
-    except (OSError, ValueError) as exc:
+        core = Core(broker, args.db, profile=profile).start()
+    except (OSError, ValueError, StoreUnavailable) as exc:
         print(f"kap-monitor core: {exc}", file=sys.stderr)
         return 2
-    core = Core(broker, args.db, profile=profile).start()
     refused = refusal([core.link])
     if refused is not None:
         print(f"kap-monitor core: {refused}", file=sys.stderr)

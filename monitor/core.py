@@ -62,7 +62,10 @@ class Core:
         client_id: str = "kap-core",
         profile: AlarmProfile | None = None,
     ) -> None:
-        self.log = EventLog(db_path)
+        try:
+            self.log = EventLog(db_path)
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreUnavailable(f"cannot open the event log {db_path}: {exc}") from exc
         self.alarms = AlarmRunner(profile or load_profile(None))
         self.alarm_transitions = 0
         self.clock = clock

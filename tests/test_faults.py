@@ -250,3 +250,14 @@ def test_event_log_cannot_be_written(rig: Rig) -> None:
         assert [s for _, s in alarm_rows(rig.db, "event_log_write_failed")] == ["active", "cleared"]
     finally:
         watcher.stop()
+
+
+def test_core_refuses_an_event_log_it_cannot_open(tmp_path: Path, procs) -> None:  # type: ignore[no-untyped-def]
+    """An event log that cannot even be opened stops the core at once with the reason, not a traceback."""
+    not_a_directory = tmp_path / "a-file"
+    not_a_directory.write_text("")
+    core = procs("core", "--broker", "127.0.0.1:1", "--db", str(not_a_directory / "kap.sqlite"))
+    assert core.process.wait(timeout=20) == 2
+    out = core.output()
+    assert f"kap-monitor core: cannot open the event log {not_a_directory / 'kap.sqlite'}" in out
+    assert "Traceback" not in out
