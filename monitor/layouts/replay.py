@@ -304,58 +304,95 @@ async def stream(
     model = await asyncio.to_thread(models.get, int(page["session"])) if cursor else None
     if cursor is None or model is None:
         return
-    loop = asyncio.get_running_loop()
-    wake = asyncio.Event()
+    await _Player(ws, model, cursor).run()
 
-    def notify() -> None:
-        loop.call_soon_threadsafe(wake.set)
 
-    cursor.listen(notify)
-    shown = _Shown()
-    # the layout was rendered at the cursor's first position with its session panel and timeline
-    session_at = timeline_at = time.monotonic()
-    timeline_key: tuple[object, ...] | None = _timeline_key(model, cursor.position(), cursor)
-    seen_revision = cursor.revision
-    follow_epoch = 0
-    was_zoomed = False
-    warmed: object = None
-    try:
-        while not ws.is_shutdown:
-            wake.clear()
-            revision, t = cursor.revision, cursor.position()
-            moved = revision != seen_revision
-            seen_revision = revision
-            props = await asyncio.to_thread(frame_props, model, t)
-            props["replay-clock"] = {"children": _clock_text(model, t, cursor.playing, cursor.speed)}
-            props["replay-play"] = {"children": "Pause" if cursor.playing else "Play"}
-            props["replay-speed"] = {"value": str(int(cursor.speed))}
-            slider = int(t - model.start)
-            props["replay-scrub"] = {"value": slider}
-            cursor.remember_slider(slider)
-            shown.push(props)
-            if warmed is None:
-                warmed = loop.run_in_executor(None, model.warm)  # the first frame is out: index the rest
-            set_props("pleth", {"figure": await asyncio.to_thread(pleth_patch, model, t)})
-            trend_zoom = cursor.zoom.get("trend")
-            if trend_zoom is None and was_zoomed:
-                follow_epoch += 1
-            was_zoomed = trend_zoom is not None
-            if trend_zoom is None or moved:
-                patch = await asyncio.to_thread(trend_patch, model, t, trend_zoom, f"follow-{follow_epoch}")
-                set_props("trend", {"figure": patch})
-            now = time.monotonic()
-            if moved or now - session_at >= SESSION_EVERY_S:
-                shown.push(await asyncio.to_thread(session_props, model, t))
-                session_at = now
-            key = _timeline_key(model, t, cursor)
-            if key != timeline_key and (moved or not cursor.playing or now - timeline_at >= TIMELINE_EVERY_S):
-                figure = await asyncio.to_thread(timeline_figure, model, t, cursor.zoom.get("timeline"))
-                set_props("timeline", {"figure": figure})
-                timeline_key, timeline_at = key, now
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), FRAME_S if cursor.playing else 2.0)
-    finally:
-        cursor.forget(notify)
+class _Player:
+    """One page's stream. Each frame pushes at once what is quick (numbers, alarms, notes, pleth,
+    trend); the session panel and the timeline, the costly projections, are computed beside it for the
+    newest position, so a scrub never waits behind them and a stale one is never shown."""
+
+    def __init__(self, ws: DashWebsocketCallback, model: ReplayModel, cursor: ReplayCursor) -> None:
+        self.ws, self.model, self.cursor = ws, model, cursor
+        self.loop = asyncio.get_running_loop()
+        self.wake = asyncio.Event()
+        self.shown = _Shown()
+        # the layout was drawn at the cursor's first position, with its session panel and timeline
+        self.session_at = self.timeline_at = time.monotonic()
+        self.timeline_key: tuple[object, ...] | None = _timeline_key(model, cursor.position(), cursor)
+        self.seen_revision = cursor.revision
+        self.slow_pending = False
+        self.slow: asyncio.Task[None] | None = None
+        self.follow_epoch = 0
+        self.was_zoomed = False
+
+    def notify(self) -> None:
+        self.loop.call_soon_threadsafe(self.wake.set)
+
+    async def run(self) -> None:
+        self.cursor.listen(self.notify)
+        warmed = None
+        try:
+            while not self.ws.is_shutdown:
+                self.wake.clear()
+                await self.frame()
+                if warmed is None:  # the first frame is out: make the rest of the index now
+                    warmed = self.loop.run_in_executor(None, self.model.warm)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.wake.wait(), FRAME_S if self.cursor.playing else 2.0)
+        finally:
+            self.cursor.forget(self.notify)
+            if self.slow is not None:
+                await asyncio.gather(self.slow, return_exceptions=True)
+
+    async def frame(self) -> None:
+        cursor, model = self.cursor, self.model
+        revision, t = cursor.revision, cursor.position()
+        moved = revision != self.seen_revision
+        self.seen_revision = revision
+        props = await asyncio.to_thread(frame_props, model, t)
+        props["replay-clock"] = {"children": _clock_text(model, t, cursor.playing, cursor.speed)}
+        props["replay-play"] = {"children": "Pause" if cursor.playing else "Play"}
+        props["replay-speed"] = {"value": str(int(cursor.speed))}
+        slider = int(t - model.start)
+        props["replay-scrub"] = {"value": slider}
+        cursor.remember_slider(slider)
+        self.shown.push(props)
+        set_props("pleth", {"figure": await asyncio.to_thread(pleth_patch, model, t)})
+        trend_zoom = cursor.zoom.get("trend")
+        if trend_zoom is None and self.was_zoomed:
+            self.follow_epoch += 1
+        self.was_zoomed = trend_zoom is not None
+        if trend_zoom is None or moved:
+            follow = f"follow-{self.follow_epoch}"
+            set_props("trend", {"figure": await asyncio.to_thread(trend_patch, model, t, trend_zoom, follow)})
+        self.slow_pending |= moved
+        due = time.monotonic() - self.session_at >= SESSION_EVERY_S
+        if (self.slow_pending or due) and (self.slow is None or self.slow.done()):
+            self.slow = asyncio.create_task(self.panels(t, revision, self.slow_pending))
+            self.slow.add_done_callback(lambda _: self.wake.set())
+            self.slow_pending = False
+
+    def _stale(self, revision: int) -> bool:
+        """The viewer moved since: what was computed for the old position must not be shown."""
+        return self.cursor.revision != revision
+
+    async def panels(self, t: float, revision: int, moved: bool) -> None:
+        cursor, model = self.cursor, self.model
+        props = await asyncio.to_thread(session_props, model, t)
+        if self._stale(revision):
+            return
+        self.shown.push(props)
+        now = self.session_at = time.monotonic()
+        key = _timeline_key(model, t, cursor)
+        if key == self.timeline_key or not (
+            moved or not cursor.playing or now - self.timeline_at >= TIMELINE_EVERY_S
+        ):
+            return
+        figure = await asyncio.to_thread(timeline_figure, model, t, cursor.zoom.get("timeline"))
+        if not self._stale(revision):
+            set_props("timeline", {"figure": figure})
+            self.timeline_key, self.timeline_at = key, time.monotonic()
 
 
 def _timeline_key(model: ReplayModel, t: float, cursor: ReplayCursor) -> tuple[object, ...]:
