@@ -125,7 +125,6 @@ def audit_actions(db: Path) -> list[tuple[str, str, str]]:
     return [(e.user, e.action, e.client) for e in AuditLog(db).entries()]
 
 
-@pytest.mark.browser
 def test_nothing_reaches_the_dashboard_without_a_sign_in(web: Web) -> None:
     status, headers, _ = web.request("GET", "/room/room1")
     assert status == 303 and headers["location"] == "/signin?next=/room/room1"
@@ -147,7 +146,6 @@ def test_nothing_reaches_the_dashboard_without_a_sign_in(web: Web) -> None:
     assert status == 200 and "signin-password" in page and "value='/room/room1'" in page
 
 
-@pytest.mark.browser
 def test_sign_in_and_out_with_a_safe_cookie_and_every_step_audited(web: Web, room1) -> None:  # type: ignore[no-untyped-def]
     assert web.sign_in("nina", origin="http://evil.example")[0] == 403, "another site cannot post the form"
     status, _, text = web.sign_in("nina", "wrong-pass")
@@ -180,7 +178,6 @@ def test_sign_in_and_out_with_a_safe_cookie_and_every_step_audited(web: Web, roo
     ]
 
 
-@pytest.mark.browser
 def test_failed_sign_ins_are_slowed_down_and_logged(web: Web, room1) -> None:  # type: ignore[no-untyped-def]
     assert web.sign_in("nina", "wrong-1")[0] == 401
     status, _, text = web.sign_in("nina")  # the right password, too soon: not even checked
@@ -200,7 +197,6 @@ def test_failed_sign_ins_are_slowed_down_and_logged(web: Web, room1) -> None:  #
     ]
 
 
-@pytest.mark.browser
 def test_each_action_is_checked_on_the_server_and_recorded_as_the_signed_in_user(web: Web, room1) -> None:  # type: ignore[no-untyped-def]
     assert web.sign_in("nina")[0] == 303
     said = web.click_over_http("pause-audio", bedside("room2"))
@@ -241,7 +237,6 @@ def test_each_action_is_checked_on_the_server_and_recorded_as_the_signed_in_user
     assert len(rows) == 2 and ",nina,audio_pause,127.0.0.1,clinic,room1," in rows[1]
 
 
-@pytest.mark.browser
 def test_over_https_the_sign_in_cookie_is_secure(room1, mosquitto, procs, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     ca, cert, key = make_test_ca(tmp_path / "tls")
     UserStore(room1.db, FAST).add("nina", "nurse", PASSWORD, rooms=["room1"])
