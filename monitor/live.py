@@ -18,6 +18,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from monitor import wire
+from monitor.actions import DEFAULT_AUTHOR
 from monitor.auth import Guard, Refused
 from monitor.bus import Broker, MqttLink
 from monitor.clock import SYSTEM_CLOCK, Clock
@@ -160,7 +161,7 @@ class LiveHub:
         user, client = self._authorize(event.type, event.site, event.room)
         data: dict[str, object] = {**event.data, "client": client}
         typed = event.author.strip()
-        if typed and typed not in (user, "bedside"):
+        if typed and typed not in (user, DEFAULT_AUTHOR):
             data["typed_author"] = typed[:64]
         event = dataclasses.replace(event, author=user, data=data)
         self.link.publish(wire.events_topic(event.site, event.room), wire.encode_clinical_event(event))
