@@ -34,9 +34,11 @@ class RestartableMosquitto:
         data = directory / "mosquitto-data"
         data.mkdir(parents=True, exist_ok=True)
         self.conf = directory / "mosquitto.conf"
+        # `user root`: started as root, mosquitto would drop to user mosquitto, which cannot write its
+        # persistence file under the test's private directory (and would say so only in its own log)
         self.conf.write_text(
             f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
-            f"persistence_location {data}/\nautosave_interval 30\nmax_queued_messages 100000\n"
+            f"persistence_location {data}/\nautosave_interval 30\nmax_queued_messages 100000\nuser root\n"
         )
         self.process: subprocess.Popen[bytes] | None = None
 

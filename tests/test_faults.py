@@ -261,3 +261,36 @@ def test_core_refuses_an_event_log_it_cannot_open(tmp_path: Path, procs) -> None
     out = core.output()
     assert f"kap-monitor core: cannot open the event log {not_a_directory / 'kap.sqlite'}" in out
     assert "Traceback" not in out
+
+
+def test_gateway_killed_during_broker_outage(rig: Rig) -> None:
+    """The broker is down and the gateway is killed (`kill -9`) with readings only in its outbox: the next
+    gateway process delivers them first, and nothing the first one produced is missing."""
+    rig.start_core()
+    first = rig.start_gateway()
+    rig.wait_stored_growing()
+    rig.broker.stop()
+    time.sleep(3)  # readings pile up in the outbox file
+    first.kill()  # SIGKILL: no clean stop, nothing flushed
+    with sqlite3.connect(rig.outbox) as conn:
+        waiting = conn.execute("SELECT topic, payload FROM outbox ORDER BY stream, ord").fetchall()
+    last_produced = {}  # device -> the last seq the killed gateway made (all of the outage is in the file)
+    for topic, payload in waiting:
+        if topic.endswith("/obs"):
+            device = topic.split("/")[3]
+            last_produced[device] = max(last_produced.get(device, 0), json.loads(payload)["seq"])
+    assert last_produced.get("oximeter"), "the outage's readings are in the file"
+    rig.broker.start()
+    rig.start_gateway()
+    rig.wait_stored_growing(timeout=15)
+    produced = rig.stop_gateway_and_count()  # the second process's own
+    wait_until(lambda: all(rig.stored(d) >= produced[d] for d in DEVICES), 15, "second run stored")
+    for device in DEVICES:
+        seqs = stored_seqs(rig.db, device)
+        assert len(seqs) == len(set(seqs))
+        jumps = [i for i in range(1, len(seqs)) if seqs[i] != seqs[i - 1] + 1]
+        assert len(jumps) == 1, f"{device}: one jump, between the two processes' sequences: {jumps}"
+        before, after = seqs[: jumps[0]], seqs[jumps[0] :]
+        if device in last_produced:
+            assert before[-1] == last_produced[device], f"{device}: the killed gateway's last readings lost"
+        assert len(after) == produced[device]

@@ -3,6 +3,7 @@ connects, delivers, reconnects by itself, keeps its own Last Will, and costs one
 
 from __future__ import annotations
 
+import gc
 import os
 import threading
 from pathlib import Path
@@ -29,6 +30,7 @@ def test_many_links_one_thread_reconnect_and_deliver(tmp_path: Path) -> None:
     links: list[MqttLink] = []
     try:
         wait_until(lambda: recorder.client.is_connected(), 5, "recorder connected")
+        gc.collect()  # sockets an earlier test left to the garbage collector must not close meanwhile
         fds, threads = open_descriptors(), threading.active_count()
         links = [
             MqttLink(
@@ -51,9 +53,10 @@ def test_many_links_one_thread_reconnect_and_deliver(tmp_path: Path) -> None:
         wait_until(lambda: all(link.connected for link in links), 15, "all links reconnected by themselves")
         for i, link in enumerate(links):
             link.publish(f"loop/{i}/obs", f"{i}:after".encode())
-        wait_until(lambda: len(recorder.payloads()) >= LINKS * 11, 10, "delivered after the restart")
-        got = set(recorder.payloads())
-        assert all(f"{i}:{n}".encode() in got for i in range(LINKS) for n in [*range(10), "after"])
+        expected = {f"{i}:{n}".encode() for i in range(LINKS) for n in [*range(10), "after"]}
+        wait_until(
+            lambda: expected <= set(recorder.payloads()), 10, "everything delivered, after the restart too"
+        )
 
         # a link whose connection dies without a DISCONNECT gets its own Last Will published (mosquitto
         # also publishes some wills of the clients it had when it was restarted: those are not counted)
