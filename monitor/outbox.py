@@ -279,6 +279,7 @@ class Outbox:
     def on_disconnect(self) -> None:
         """paho's network thread: what paho holds is written out at the next flush, newer messages go to
         the file until paho's re-sends are acknowledged and the file is delivered."""
+        self._backlog = True  # at once (not at the next flush): a quick reconnect must not overtake paho
         self._link_dropped = True
 
     def close(self) -> None:
