@@ -63,7 +63,7 @@ class Core:
         profile: AlarmProfile | None = None,
     ) -> None:
         try:
-            self.log = EventLog(db_path)
+            self.log = EventLog(db_path, durable=True)  # acknowledged to the broker only once on disk
         except (OSError, sqlite3.Error) as exc:
             raise StoreUnavailable(f"cannot open the event log {db_path}: {exc}") from exc
         self.alarms = AlarmRunner(profile or load_profile(None))

@@ -111,8 +111,12 @@ def _status_key(status: DeviceStatus) -> tuple[str, tuple[str, ...], str, str, s
 class EventLog:
     """One SQLite file. Writes come from one thread (the core's writer); reads may come from any thread."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, durable: bool = False) -> None:
+        """`durable`: each commit is on the disk before it returns (synchronous=FULL, one fsync of the WAL a
+        transaction), for a writer that tells others "stored" (the core acknowledges to the broker after
+        it); otherwise a power cut may lose the last commits, a killed process never does."""
         self.path = Path(path)
+        self._synchronous = "FULL" if durable else "NORMAL"
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
         self._write_lock = threading.Lock()
@@ -135,7 +139,7 @@ class EventLog:
         if conn is None:
             conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
             conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute(f"PRAGMA synchronous={self._synchronous}")
             conn.execute("PRAGMA foreign_keys=ON")
             self._local.conn = conn
         return conn
@@ -181,6 +185,7 @@ class EventLog:
         new: list[LogEvent] = []
         with self._write_lock:
             conn = self._conn()
+            sessions, statuses = dict(self._open_sessions), dict(self._last_status)
             conn.execute("BEGIN IMMEDIATE")
             try:
                 for event in events:
