@@ -12,9 +12,10 @@ Server side (in this process, the functions the page runs):
   the player's layout at the start (the bedside page at that time, with its timeline) serialised as Dash
   sends it, and the stream's first frame (numbers, alarms, notes, pleth, trend, session panel).
 - `first_render_at_end`: the same opened at the last second (every series read whole).
-- `scrub`: a jump to a random time: every panel but the timeline (numbers, alarms, notes, pleth, the
-  30-minute trend thinned to 900 points a trace, the session panel); `timeline`: the session timeline at
-  that time (redrawn after the rest).
+- `scrub`: a jump to a random time: every panel but the timeline; its parts `scrub_frame` (numbers,
+  alarms, notes, pleth, the 30-minute trend thinned to 900 points a trace: pushed first) and
+  `scrub_session_panel` (who, dose, estimated concentration, doses, assessments due: computed beside);
+  `timeline`: the session timeline at that time (drawn after the rest).
 
 In Chromium (mosquitto, `kap-monitor web` on the file, signed in): `first_render`, from asking for
 `/replay/<id>/<3 h in>` to the page showing its clock, numbers, alarm list, pleth, trend and timeline,
@@ -44,7 +45,7 @@ SCRUB_TARGET_S = 0.2
 USER, PASSWORD = "bench", "bench-replay-1"
 
 
-def _frame(model: ReplayModel, t: float) -> None:
+def _first_frame(model: ReplayModel, t: float) -> None:
     """What the page's stream computes and pushes for a frame at `t` (the timeline aside)."""
     replay_page.frame_props(model, t)
     replay_page.pleth_patch(model, t).to_plotly_json()
@@ -61,7 +62,7 @@ def _open(store: EventLog, session_id: int, at_end: bool) -> float:
     model = ReplayModel(store, info)
     at = model.end if at_end else model.start
     to_json(replay_page.player(model, "token", at))
-    _frame(model, at)
+    _first_frame(model, at)
     return time.perf_counter() - began
 
 
@@ -78,12 +79,18 @@ def server(db: Path, session_id: int, builds: int, scrubs: int) -> dict[str, Any
     first_end = [_open(store, session_id, at_end=True) for _ in range(builds)]
     model = ReplayModel(store, info)
     rng = random.Random(6)
-    scrub, timeline = [], []
+    frame, panel, scrub, timeline = [], [], [], []
     for _ in range(scrubs):
         t = model.start + rng.random() * model.duration
         began = time.perf_counter()
-        _frame(model, t)
-        scrub.append(time.perf_counter() - began)
+        replay_page.frame_props(model, t)
+        replay_page.pleth_patch(model, t).to_plotly_json()
+        replay_page.trend_patch(model, t, None, "follow-0").to_plotly_json()
+        frame.append(time.perf_counter() - began)
+        began = time.perf_counter()
+        replay_page.session_props(model, t)
+        panel.append(time.perf_counter() - began)
+        scrub.append(frame[-1] + panel[-1])
         began = time.perf_counter()
         json.dumps(replay_page.timeline_figure(model, t, None), default=str)
         timeline.append(time.perf_counter() - began)
@@ -93,6 +100,8 @@ def server(db: Path, session_id: int, builds: int, scrubs: int) -> dict[str, Any
         "build_s": dist(build),
         "first_render_s": dist(first),
         "first_render_at_end_s": dist(first_end),
+        "scrub_frame_s": dist(frame),
+        "scrub_session_panel_s": dist(panel),
         "scrub_s": dist(scrub),
         "timeline_s": dist(timeline),
     }

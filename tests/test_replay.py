@@ -5,6 +5,7 @@ long series are thinned for display without losing an extreme; the cursor plays,
 from __future__ import annotations
 
 import copy
+import json
 from datetime import datetime
 from pathlib import Path
 
@@ -120,6 +121,24 @@ def test_the_session_panel_and_timeline_read_nothing_recorded_after_the_replay_t
     assert xs and max(xs) <= chart_time(early), "no vital after the replay time on the timeline"
     later = [o for o in model.at(early).observations("", "", codes=[mdc.SPO2.code]) if o.ts > early]
     assert later == []
+
+
+def plain(props: object) -> str:
+    """Props with Dash components, as the browser receives them (components compare by identity)."""
+    return json.dumps(props, sort_keys=True, default=lambda o: getattr(o, "to_plotly_json", lambda: str(o))())
+
+
+def test_the_pump_read_as_its_changes_gives_the_same_doses_as_every_reading(model) -> None:  # type: ignore[no-untyped-def]
+    from monitor.layouts import bedside
+    from monitor.replay import LogAt
+
+    for t in (model.start + 100, model.start + 900, model.start + 2300, model.end - 1, model.end):
+        state = model.state_at(t)
+        every = bedside._session_props(state, LogAt(model, t), t)  # type: ignore[arg-type]
+        assert plain(session_props(model, t) | {"timeline": every["timeline"]}) == plain(every), t
+    counters = [mdc.INFUSION_RATE.code, mdc.VOLUME_INFUSED.code]
+    read = model.at(model.end).observations("", "", codes=counters)
+    assert len(read) < 0.55 * len(LogAt(model, model.end).observations("", "", codes=counters))
 
 
 def test_a_zoomed_timeline_has_the_vitals_of_its_span_at_full_resolution_and_the_same_doses(model) -> None:  # type: ignore[no-untyped-def]
