@@ -172,7 +172,7 @@ def in_browser(db: Path, session_id: int, reopen: int, scrubs: int, room: str = 
             offset = int(rng.random() * (duration - 10)) + 5
             box = driver.find_element(By.ID, "replay-jump")
             box.send_keys(Keys.CONTROL, "a")
-            box.send_keys(f"+{elapsed(offset)}")
+            box.send_keys(f"+{elapsed(offset)}", Keys.TAB)  # the field commits its value as focus leaves
             began = time.perf_counter()
             driver.find_element(By.ID, "replay-go").click()
             shown = f"{elapsed(offset)} of"

@@ -10,6 +10,7 @@ from datetime import datetime
 
 import pytest
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 
 from monitor import mdc, wire
@@ -101,7 +102,7 @@ def test_a_recorded_session_replayed_at_16x_and_scrubbed_shows_what_was_recorded
     assert time.monotonic() - at < 4.0, "16 s of the session in about a second (at 1x: 16 s)"
     wait.until(lambda b: "paused" in text(b, "replay-clock"))  # it stops at the end (or we pause it)
     shown_clock = datetime.fromtimestamp(moment).strftime("%H:%M:%S")
-    browser.find_element(By.ID, "replay-jump").send_keys(shown_clock)
+    browser.find_element(By.ID, "replay-jump").send_keys(shown_clock, Keys.TAB)
     browser.find_element(By.ID, "replay-go").click()
     wait.until(lambda b: text(b, "replay-clock").startswith(shown_clock))
     wait.until(lambda b: text(b, "spo2-value") == f"{spo2.value:.0f}")
