@@ -17,8 +17,8 @@ from monitor.alarm_profile import load_profile
 from monitor.alarm_runner import AlarmRunner, replay
 from monitor.downsample import minmax_indices, thin
 from monitor.layouts import timeline
-from monitor.layouts.replay import frame_props, session_props, timeline_figure, zoom_span
-from monitor.model import AlarmTransition, DeviceStatus, Observation
+from monitor.layouts.replay import frame_props, player, session_props, timeline_figure, zoom_span
+from monitor.model import AlarmTransition, ClinicalEvent, DeviceStatus, Observation
 from monitor.replay import (
     ReplayCursor,
     ReplayModel,
@@ -268,6 +268,14 @@ def test_a_transition_is_never_invented(model) -> None:  # type: ignore[no-untyp
     assert all(isinstance(a, AlarmTransition) for a in model.alarms(model.end))
 
 
-def test_an_empty_database_has_no_session(tmp_path: Path) -> None:
+def test_an_empty_database_has_no_session_and_a_session_with_one_event_still_opens(tmp_path: Path) -> None:
     store = EventLog(tmp_path / "empty.sqlite")
     assert sessions(store) == [] and session(store, 1) is None
+    start = ClinicalEvent("clinic", "r9", 1_795_530_000.0, "session_start", "RN Ana", "s1", data={})
+    store.append([start], start.ts)
+    info = sessions(store)[0]
+    model = ReplayModel(store, info)
+    assert model.start == model.end == start.ts and model.pleth(model.end, 6) == []
+    assert frame_props(model, model.end)["spo2-value"] == {"children": "--"}
+    assert "No active alarms" in str(frame_props(model, model.end)["alarm-summary"])
+    assert player(model, "token", model.start) is not None

@@ -88,8 +88,10 @@ def test_a_recorded_session_replayed_at_16x_and_scrubbed_shows_what_was_recorded
     procs("web", "--broker", mosquitto.address, "--db", str(room1.db), "--port", str(port)).wait_for_output(
         "dashboard"
     )
-    browser.get(f"http://127.0.0.1:{port}/replay")
+    browser.get(f"http://127.0.0.1:{port}/")
     wait = WebDriverWait(browser, 20, poll_frequency=0.05)
+    wait.until(lambda b: b.find_elements(By.ID, "nav-replay"))
+    browser.find_element(By.ID, "nav-replay").click()  # from the header of every page
     wait.until(lambda b: "K-7001" in text(b, "replay-sessions"))
     browser.find_element(By.CSS_SELECTOR, f"[data-session='{sid}']").click()
     wait.until(lambda b: "paused" in text(b, "replay-clock"))
