@@ -2,7 +2,7 @@
 
 The panels ARE the bedside page (`bedside.layout` and its view props, the alarm panel, the session panel,
 the timeline), rendered from `monitor.replay`'s state at the replay time with that time as `now`; the
-live-only controls (acknowledge, measure, entry forms) are hidden by `replay.css`. One persistent
+live-only controls (acknowledge, measure, entry forms) are hidden by `assets/kap-replay.css`. One persistent
 WebSocket callback per page pushes each frame (changed props only; the pleth and trend as patches of
 their data); play, pause, speed, the scrubber, a typed time and zooming are ordinary callbacks that move
 the page's `ReplayCursor`, which wakes the stream.
@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import logging
 import re
 import time
 from datetime import datetime
@@ -49,8 +48,6 @@ from monitor.views import (
     trend_points,
 )
 
-log = logging.getLogger(__name__)
-
 #: a frame every quarter second while playing (at 60x that is 15 s of the session per frame)
 FRAME_S = 0.25
 #: the session panel and the timeline are the costly projections: redrawn at most this often while playing
@@ -61,6 +58,8 @@ PLETH_SECONDS = 6.0
 TREND_POINTS = 900
 ZOOM_POINTS = 5000
 TREND_CODES = (mdc.SPO2.code, mdc.PULSE_RATE.code)
+#: sessions listed by the picker at once
+MAX_LISTED = 200
 
 
 class FixedClock:
@@ -125,10 +124,13 @@ def picker(store: EventLog) -> html.Div:
 
 
 def session_links(found: list[SessionInfo]) -> list[Any]:
+    """The newest sessions that match, each a link to its replay (the filters narrow a long list)."""
     if not found:
         return [dmc.Text("No recorded session matches.", c="dimmed")]
-    rows = []
-    for s in found:
+    rows: list[Any] = []
+    if len(found) > MAX_LISTED:
+        rows.append(dmc.Text(f"The newest {MAX_LISTED} of {len(found)}: filter for older ones.", c="dimmed"))
+    for s in found[:MAX_LISTED]:
         end = "open" if s.ended_at is None else elapsed(s.ended_at - s.started_at)
         rows.append(
             html.A(
