@@ -217,3 +217,14 @@ def test_pleth_samples_are_placed_at_their_own_times() -> None:
     xs, ys = pleth_samples([block, later])
     assert xs[24] == 1000.0 and all(b > a for a, b in itertools.pairwise(xs))
     assert ys[:25] == list(range(25)) and ys[25:] == [None] * 25, "a flagged block draws a gap"
+
+
+def test_pleth_drawn_by_the_lowest_and_highest_of_each_bucket_keeps_every_peak() -> None:
+    wave = (50, 80, 120, 90, 60, 55, 52, 200, 51, 50, 49, 48, 47, 46, 45, 44, 43, 42, 41, 40) + (60,) * 5
+    block = Observation(
+        "clinic", "room1", "oximeter", 1, 1000.0, 150452, None, "1", True, None, (), wave, 75.0
+    )
+    xs, ys = pleth_samples([block], bucket=5)
+    assert ys == [50, 120, 200, 50, 49, 45, 44, 40, 60, 60]  # the 200 spike and the 40 trough survive
+    assert len(xs) == 10 and all(b >= a for a, b in itertools.pairwise(xs))
+    assert xs[2] == round(1000.0 - (24 - 7) / 75, 2)  # the spike at its own time

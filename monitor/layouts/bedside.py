@@ -7,12 +7,14 @@ changed (text of a number, a state class) and extends the trend with only the ne
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import dash_mantine_components as dmc
 import plotly.graph_objects as go
 from dash import dcc, html, set_props
 from dash.backends.ws import DashWebsocketCallback
+from plotly.utils import PlotlyJSONEncoder
 
 from monitor import mdc, session_view
 from monitor.clock import Clock
@@ -36,8 +38,10 @@ from monitor.views import (
 
 #: points kept per trace: 30 minutes at one reading a second, plus slack
 MAX_TREND_POINTS = TREND_WINDOW_S + 120
-#: the pleth sweep: 6 s at 75 Hz
-PLETH_POINTS = 6 * 75
+#: the pleth is drawn from the lowest and highest of each 5 samples (30 points a second; views.pleth_samples)
+PLETH_BUCKET = 5
+#: the pleth sweep: 6 s
+PLETH_POINTS = 6 * 75 * 2 // PLETH_BUCKET
 #: the session timeline is redrawn when its events change, and at least this often (its vitals move)
 TIMELINE_EVERY_S = 15.0
 TIMELINE_AHEAD_S = 30 * 60.0
@@ -413,13 +417,23 @@ def send_interval(hub: LiveHub, clock: Clock, page: dict[str, str] | None, minut
     return f"changing the cycle to every {minutes} min..."
 
 
+def _push_changed(props: dict[str, dict[str, Any]], shown: dict[str, str]) -> None:
+    """Push the props that differ from what the page shows. They are compared as JSON: Dash components
+    compare by identity, so a re-rendered list of the same badges would otherwise be resent every time."""
+    for component_id, values in props.items():
+        seen = json.dumps(values, cls=PlotlyJSONEncoder, sort_keys=True)
+        if shown.get(component_id) != seen:
+            set_props(component_id, values)
+            shown[component_id] = seen
+
+
 async def stream(
     ws: DashWebsocketCallback, hub: LiveHub, store: EventLog, clock: Clock, room: dict[str, str]
 ) -> None:
     """Push changed numbers and new trend points for one room until the page goes away."""
     key = (room["site"], room["room"])
     sub = hub.subscribe(key)
-    shown: dict[str, dict[str, Any]] = {}
+    shown: dict[str, str] = {}
     shown_notes: tuple[NoteView, ...] | None = None
     pleth_started = False
     timeline_shown: tuple[object, ...] | None = None
@@ -434,15 +448,9 @@ async def stream(
             page_props = _view_props(bedside_view(state, now)) | alarm_panel.props(
                 alarm_panel_view(state, now)
             )
-            for component_id, values in page_props.items():
-                if shown.get(component_id) != values:
-                    set_props(component_id, values)
-                    shown[component_id] = values
+            _push_changed(page_props, shown)
             session_props = await asyncio.to_thread(_session_props, state, store, now)
-            for component_id, values in session_props.items():
-                if shown.get(component_id) != values:
-                    set_props(component_id, values)
-                    shown[component_id] = values
+            _push_changed(session_props, shown)
             signature = _timeline_signature(state)
             if state.session is not None and (
                 signature != timeline_shown or now - timeline_at > TIMELINE_EVERY_S
@@ -454,7 +462,7 @@ async def stream(
                 set_props("notes", {"children": clinical.note_items(notes)})
                 shown_notes = notes
             observations = [e for e in batch if isinstance(e, Observation)]
-            xs, samples = pleth_samples(observations)
+            xs, samples = pleth_samples(observations, PLETH_BUCKET)
             if samples and not pleth_started:
                 # the first block as a figure: an extendData that reaches a graph still initialising is
                 # applied twice (seen in Chromium with Dash 4.4), which drew a line back across the sweep

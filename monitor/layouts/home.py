@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import dash_mantine_components as dmc
-from dash import html, set_props
+from dash import Patch, html, set_props
 from dash.backends.ws import DashWebsocketCallback
 
 from monitor.clock import Clock
@@ -75,6 +75,18 @@ def layout(hub: LiveHub, clock: Clock) -> html.Div:
     )
 
 
+def _changed_cards(shown: list[RoomCardView] | None, views: list[RoomCardView]) -> Patch | object:
+    """Only the cards that changed, as a patch of the grid, while the same rooms stay in the same places:
+    with many rooms a whole grid each time one number moves is most of the home page's bytes and work."""
+    if shown is None or not shown or [v.room for v in views] != [v.room for v in shown]:
+        return room_cards(views)
+    patch = Patch()
+    for index, (new, old) in enumerate(zip(views, shown, strict=True)):
+        if new != old:
+            patch[index] = room_cards([new])[0]
+    return patch
+
+
 async def stream(ws: DashWebsocketCallback, hub: LiveHub, clock: Clock) -> None:
     """Push room cards when what they show changes (at most twice a second, coalesced)."""
     sub = hub.subscribe(None)
@@ -85,7 +97,7 @@ async def stream(ws: DashWebsocketCallback, hub: LiveHub, clock: Clock) -> None:
             now = clock.now()
             views = [room_card_view(r, now) for r in hub.rooms()]
             if views != shown:
-                set_props("room-grid", {"children": room_cards(views)})
+                set_props("room-grid", {"children": _changed_cards(shown, views)})
                 shown = views
             await asyncio.sleep(HOME_MIN_INTERVAL_S)
     finally:
