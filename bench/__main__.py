@@ -44,6 +44,7 @@ class Settings:
     capacity_samples: int
     memory_s: float
     memory_warmup_s: float
+    replay_quick: bool
 
 
 FULL = Settings(
@@ -62,6 +63,7 @@ FULL = Settings(
     capacity_samples=24,
     memory_s=120.0,
     memory_warmup_s=35.0,
+    replay_quick=False,
 )
 QUICK = Settings(
     latency_samples_one=16,
@@ -79,6 +81,7 @@ QUICK = Settings(
     capacity_samples=12,
     memory_s=15.0,
     memory_warmup_s=5.0,
+    replay_quick=True,
 )
 
 
@@ -120,7 +123,7 @@ def _bytes(s: Settings, shared: dict[str, Any]) -> dict[str, Any]:
 def _replay(s: Settings, shared: dict[str, Any]) -> dict[str, Any]:
     from bench import replay
 
-    return replay.run()
+    return replay.run(quick=s.replay_quick)
 
 
 def _memory(s: Settings, shared: dict[str, Any]) -> dict[str, Any]:

@@ -69,7 +69,7 @@ return rec.last;
 
 
 #: the account every benchmark's dashboard has (`bench.harness.Stack.web` creates it)
-BENCH_USER, BENCH_PASSWORD = "bench", "bench-password-1"
+BENCH_USER, BENCH_PASSWORD = "kap-bench", "kap-bench-password-1"
 
 
 class SigningInChrome(webdriver.Chrome):
