@@ -8,7 +8,7 @@ from dash import Patch
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from monitor.layouts.home import _changed_cards
+from monitor.layouts.home import _changed_cards, room_cards
 from monitor.views import RoomCardView
 from tests.conftest import free_port
 
@@ -23,8 +23,20 @@ def test_only_the_changed_card_is_sent_while_the_rooms_stay_in_place() -> None:
     patch = _changed_cards(before, after)
     assert isinstance(patch, Patch)
     operations = patch.to_plotly_json()["operations"]
-    assert [op["location"] for op in operations] == [[1]]
-    assert "88" in str(operations[0]["params"]["value"])
+    spo2_text = [1, *["props", "children", 1], *["props", "children", 0], *["props", "children", 1]]
+    spo2_text += ["props", "children"]
+    assert [(op["location"], op["params"]["value"]) for op in operations] == [(spo2_text, "88")]
+    # the path leads to the SpO2 text of the card as room_cards draws it
+    drawn = room_cards(after)[1].to_plotly_json()
+    assert drawn["props"]["children"][1].children[0].children[1].children == "88"
+
+
+def test_a_card_whose_state_changed_is_sent_whole() -> None:
+    offline = RoomCardView("clinic", "room2", "--", "--", "offline", "oximeter: OFFLINE")
+    patch = _changed_cards([card("room1", "97"), card("room2", "95")], [card("room1", "97"), offline])
+    assert isinstance(patch, Patch)
+    [operation] = patch.to_plotly_json()["operations"]
+    assert operation["location"] == [1] and "OFFLINE" in str(operation["params"]["value"])
 
 
 def test_a_new_room_redraws_the_whole_grid() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 import dash_mantine_components as dmc
 from dash import Patch, html, set_props
@@ -82,8 +83,16 @@ def _changed_cards(shown: list[RoomCardView] | None, views: list[RoomCardView]) 
         return room_cards(views)
     patch = Patch()
     for index, (new, old) in enumerate(zip(views, shown, strict=True)):
-        if new != old:
+        if new == old:
+            continue
+        if dataclasses.replace(old, spo2=new.spo2, pulse=new.pulse) != new:
             patch[index] = room_cards([new])[0]
+            continue
+        # only the numbers moved (each room, each second): just their text, as in room_cards' layout
+        values = patch[index]["props"]["children"][1]["props"]["children"]
+        for position, (text, before) in enumerate(((new.spo2, old.spo2), (new.pulse, old.pulse))):
+            if text != before:
+                values[position]["props"]["children"][1]["props"]["children"] = text
     return patch
 
 
