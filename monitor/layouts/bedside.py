@@ -21,6 +21,7 @@ from monitor.clock import Clock
 from monitor.layouts import alarm_panel, clinical, session_panel, timeline
 from monitor.live import LiveHub
 from monitor.model import Observation
+from monitor.room_reads import IncrementalReads, RoomReads
 from monitor.store import EventLog
 from monitor.views import (
     TREND_WINDOW_S,
@@ -318,13 +319,13 @@ def _has_session(state: RoomState) -> bool:
     return state.session is not None and state.ended is None
 
 
-def _pump_stream(state: RoomState, store: EventLog) -> list[Observation]:
+def _pump_stream(state: RoomState, store: RoomReads) -> list[Observation]:
     if state.session is None:
         return []
     return store.observations(state.site, state.room, since=state.session.ts, codes=session_view.PUMP_CODES)
 
 
-def _session_props(state: RoomState, store: EventLog, now: float) -> dict[str, dict[str, Any]]:
+def _session_props(state: RoomState, store: RoomReads, now: float) -> dict[str, dict[str, Any]]:
     pump = _pump_stream(state, store)
     view = session_view.session_view(state, pump, now)
     baseline = ""
@@ -355,7 +356,7 @@ def _session_area(state: RoomState, store: EventLog, now: float) -> html.Div:
     )
 
 
-def _timeline(state: RoomState, store: EventLog, now: float) -> dict:  # type: ignore[type-arg]
+def _timeline(state: RoomState, store: RoomReads, now: float) -> dict:  # type: ignore[type-arg]
     """The session's timeline, from the store (vitals, pump) and the room's session events."""
     if state.session is None:
         return {}
@@ -438,6 +439,8 @@ async def stream(
     pleth_started = False
     timeline_shown: tuple[object, ...] | None = None
     timeline_at = clock.now()
+    # the session panel and timeline read hours of pump and vitals readings: each row once per page
+    reads = IncrementalReads(store, compact_codes=session_view.PUMP_CODES)
     try:
         while not ws.is_shutdown:
             batch = await sub.next_batch(timeout=1.0)
@@ -449,13 +452,13 @@ async def stream(
                 alarm_panel_view(state, now)
             )
             _push_changed(page_props, shown)
-            session_props = await asyncio.to_thread(_session_props, state, store, now)
+            session_props = await asyncio.to_thread(_session_props, state, reads, now)
             _push_changed(session_props, shown)
             signature = _timeline_signature(state)
             if state.session is not None and (
                 signature != timeline_shown or now - timeline_at > TIMELINE_EVERY_S
             ):
-                set_props("timeline", {"figure": await asyncio.to_thread(_timeline, state, store, now)})
+                set_props("timeline", {"figure": await asyncio.to_thread(_timeline, state, reads, now)})
                 timeline_shown, timeline_at = signature, now
             notes = notes_view(state)
             if notes != shown_notes:
