@@ -15,8 +15,10 @@ from urllib.parse import unquote
 from dash import ALL, ClientsideFunction, Dash, Input, Output, State, ctx, html, no_update
 from dash.backends.ws import DashWebsocketCallback
 from dash.exceptions import WebsocketDisconnected
+from fastapi.responses import PlainTextResponse, Response
 
-from monitor import actions, alarm_log, session_view, wire
+from monitor import actions, alarm_log, export, session_view, wire
+from monitor.auth import Refused
 from monitor.clock import SYSTEM_CLOCK, Clock
 from monitor.layouts import alarm_log_page, bedside, home, session_panel, shell, signin, supervisor
 from monitor.layouts import replay as replay_page
@@ -47,6 +49,7 @@ def create_app(hub: LiveHub, store: EventLog, clock: Clock = SYSTEM_CLOCK, *, si
     replays = replay_page.Replays(store)
     replay_page.register(app, store, replays.cursors)
     whatif_page.register_whatif_callbacks(app, store)
+    _serve_exports(app, hub, store)
 
     @app.callback(Output("page", "children"), Output("page-live", "data"), Input("url", "pathname"))
     def route(pathname: str | None):  # type: ignore[no-untyped-def]
@@ -488,6 +491,29 @@ def create_app(hub: LiveHub, store: EventLog, clock: Clock = SYSTEM_CLOCK, *, si
                 await asyncio.sleep(1.0)
 
     return app
+
+
+def _serve_exports(app: Dash, hub: LiveHub, store: EventLog) -> None:
+    """`/export/<session>/<format>`: a recorded session as a file (the replay page links here), for whoever
+    may export it, written to the audit trail. A plain download, not a callback: an event log is megabytes."""
+
+    @app.server.get("/export/{session_id}/{fmt}")
+    async def download(session_id: int, fmt: str) -> Response:
+        record = store.session(session_id)
+        if record is None or fmt not in export.FORMATS:
+            what = f"format {fmt!r}" if record else f"session {session_id}"
+            return PlainTextResponse(f"no such {what}", status_code=404)
+        try:
+            hub.authorize_export(record.site, record.room, f"session {session_id} as {fmt}")
+        except Refused as exc:
+            return PlainTextResponse(f"refused: {exc}", status_code=403)
+        data = await asyncio.to_thread(export.export_session, store, session_id, fmt)
+        name = export.export_filename(store, session_id, fmt)
+        return Response(
+            data,
+            media_type=export.MEDIA_TYPES[fmt],
+            headers={"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"},
+        )
 
 
 async def _mounted_page(ws: DashWebsocketCallback, timeout: float = 15.0) -> dict[str, str] | None:

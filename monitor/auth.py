@@ -43,10 +43,12 @@ CLINICAL_ACTIONS = frozenset(
     {"alarm_ack", "audio_pause", "side_effect", "note", "dose", "assessment", "session_start", "session_end"}
 )
 COMMANDS = frozenset({"command:measure", "command:set_interval", "command:abort"})
+#: taking a recorded session out (CSV, Parquet, event log, report): a review task, audited like an action
+SESSION_EXPORT = "session_export"
 ROLE_ACTIONS: dict[str, frozenset[str]] = {
-    "nurse": CLINICAL_ACTIONS | COMMANDS,
-    "supervisor": CLINICAL_ACTIONS | COMMANDS | {"limit_change"},
-    "viewer": frozenset(),
+    "nurse": CLINICAL_ACTIONS | COMMANDS | {SESSION_EXPORT},
+    "supervisor": CLINICAL_ACTIONS | COMMANDS | {"limit_change", SESSION_EXPORT},
+    "viewer": frozenset({SESSION_EXPORT}),
     "admin": frozenset(),
 }
 AUDIT_ROLES = ("supervisor", "admin")
@@ -64,6 +66,7 @@ ACTION_WORDS = {
     "command:measure": "start a BP measurement",
     "command:set_interval": "change the BP cycle",
     "command:abort": "stop a BP measurement",
+    SESSION_EXPORT: "export sessions",
 }
 _CLIENT = re.compile(r"[^0-9A-Za-z.:_\-\[\]%]")
 

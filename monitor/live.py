@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 
 from monitor import wire
 from monitor.actions import DEFAULT_AUTHOR
-from monitor.auth import Guard, Refused
+from monitor.audit import AuditEntry
+from monitor.auth import SESSION_EXPORT, Guard, Refused
 from monitor.bus import Broker, MqttLink
 from monitor.clock import SYSTEM_CLOCK, Clock
 from monitor.model import AlarmTransition, ClinicalEvent, CommandReply, DeviceStatus, Observation
@@ -165,6 +166,16 @@ class LiveHub:
             data["typed_author"] = typed[:64]
         event = dataclasses.replace(event, author=user, data=data)
         self.link.publish(wire.events_topic(event.site, event.room), wire.encode_clinical_event(event))
+
+    def authorize_export(self, site: str, room: str, detail: str) -> str:
+        """A session leaving the system (a download from the replay page): the signed-in user may take it
+        out (auth.Refused, audited, otherwise) and the audit trail says who took what, when, from where."""
+        user, client = self._authorize(SESSION_EXPORT, site, room)
+        assert self.guard is not None
+        self.guard.audit.append(
+            AuditEntry(self.clock.now(), user, SESSION_EXPORT, client, site, room, detail=detail)
+        )
+        return user
 
     def _authorize(self, action: str, site: str, room: str) -> tuple[str, str]:
         if self.guard is None:

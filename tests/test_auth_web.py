@@ -237,6 +237,40 @@ def test_each_action_is_checked_on_the_server_and_recorded_as_the_signed_in_user
     assert len(rows) == 2 and ",nina,audio_pause,127.0.0.1,clinic,room1," in rows[1]
 
 
+def test_a_session_is_downloaded_by_who_may_review_it_and_every_download_audited(web: Web, room1) -> None:  # type: ignore[no-untyped-def]
+    store = EventLog(room1.db)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not store.session_records():
+        time.sleep(0.1)
+    (record,) = [r for r in store.session_records() if r.room == "room1"]
+    path = f"/export/{record.id}"
+    assert web.request("GET", f"{path}/csv")[0] == 303, "not signed in: to the sign-in page"
+    assert web.sign_in("nina")[0] == 303  # room1's nurse
+    status, headers, csv = web.request("GET", f"{path}/csv")
+    assert status == 200 and headers["content-type"].startswith("text/csv")
+    assert f'filename="kap-session-{record.id}-room1-' in headers["content-disposition"]
+    assert csv.splitlines()[0].startswith("session_id,site,room,time_utc,") and len(csv.splitlines()) > 1
+    status, headers, report = web.request("GET", f"{path}/html")
+    assert status == 200 and "<html" in report.lower()
+    assert web.request("GET", f"{path}/xlsx")[0] == 404
+    assert web.request("GET", "/export/99999/csv")[0] == 404
+    viewer = Web(web.port)
+    assert viewer.sign_in("wall")[0] == 303
+    assert viewer.request("GET", f"{path}/jsonl")[0] == 200, "a viewer reviews sessions"
+    admin = Web(web.port)
+    assert admin.sign_in("it")[0] == 303
+    status, _, said = admin.request("GET", f"{path}/csv")
+    assert status == 403 and "it is an admin and may not export sessions" in said
+    exports = [(e.user, e.action, e.room, e.detail) for e in AuditLog(room1.db).entries()]
+    detail = f"session {record.id} as"
+    assert [x for x in exports if x[1] == "session_export"] == [
+        ("nina", "session_export", "room1", f"{detail} csv"),
+        ("nina", "session_export", "room1", f"{detail} html"),
+        ("wall", "session_export", "room1", f"{detail} jsonl"),
+    ]
+    assert ("it", "refused", "room1", "session_export: it is an admin and may not export sessions") in exports
+
+
 def test_over_https_the_sign_in_cookie_is_secure(room1, mosquitto, procs, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     ca, cert, key = make_test_ca(tmp_path / "tls")
     UserStore(room1.db, FAST).add("nina", "nurse", PASSWORD, rooms=["room1"])

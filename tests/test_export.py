@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 
 from monitor import mdc
+from monitor.audit import AuditLog
 from monitor.cli import main
 from monitor.export import export_filename, export_session
 from monitor.model import ClinicalEvent
@@ -150,6 +151,11 @@ def test_export_session_is_what_the_cli_writes_and_names_no_patient(recorded, tm
     assert out.returncode == 0, out.stderr
     assert (tmp_path / name).read_bytes() == export_session(log, rec.session_id, "csv")
     assert main(["export", "--db", str(db), "--session", "999", "--format", "csv"]) == 2
+    # patient data left the system: the audit trail says who took which session, and how
+    exports = [e for e in AuditLog(db).entries() if e.action == "session_export"]
+    assert exports and exports[-1].user.startswith("cli:")
+    assert (exports[-1].room, exports[-1].client) == (rec.room, "local")
+    assert exports[-1].detail == f"session {rec.session_id} as csv (command line)"
 
 
 def test_jsonl_round_trip_is_byte_identical_and_importing_twice_adds_nothing(

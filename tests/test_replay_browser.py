@@ -119,4 +119,13 @@ def test_a_recorded_session_replayed_at_16x_and_scrubbed_shows_what_was_recorded
 
     wait.until(lambda b: dict(alarm_list(b)) == want)
     assert len(alarm_list(browser)) == len(want)
+    # the session's report, downloaded from the player with the viewer's own sign-in
+    report = browser.find_element(By.ID, "replay-export-html").get_attribute("href")
+    assert report.endswith(f"/export/{sid}/html")
+    fetched = browser.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "fetch(arguments[0]).then(r => r.text().then(t => done([r.status, t.includes('K-7001')])));",
+        report,
+    )
+    assert fetched == [200, True]
     assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []

@@ -183,6 +183,7 @@ def player(model: ReplayModel, token: str, at: float) -> html.Div:
                 justify="space-between",
             ),
             html.Div(what, id="replay-info", className="replay-info"),
+            html.Div(export_links(info.session_id), id="replay-export", className="replay-export"),
             html.Div(
                 className="replay-controls",
                 children=[
@@ -221,6 +222,25 @@ def player(model: ReplayModel, token: str, at: float) -> html.Div:
             page,
         ],
     )
+
+
+#: what the replay page offers to download: (format, label); the server route is in monitor.app
+EXPORTS = (
+    ("html", "Session report (HTML)"),
+    ("csv", "Observations (CSV)"),
+    ("parquet", "Observations (Parquet)"),
+    ("jsonl", "Event log (JSON lines)"),
+)
+
+
+def export_links(session_id: int) -> list[Any]:
+    """Download links for the whole session (a file each; every download is audited)."""
+    links: list[Any] = ["Export: "]
+    for i, (fmt, label) in enumerate(EXPORTS):
+        if i:
+            links.append(" · ")
+        links.append(html.A(label, href=f"/export/{session_id}/{fmt}", id=f"replay-export-{fmt}"))
+    return links
 
 
 def _clock_text(model: ReplayModel, t: float, playing: bool, speed: float) -> str:
