@@ -28,7 +28,12 @@ DEFAULT_PORT = 8050
 
 #: Modules that add further sub-commands. Each has `register(sub)`, which adds its parsers and sets
 #: `handler=fn(args, parser) -> int` as a default, so a command lives beside the code it drives.
-COMMAND_MODULES: tuple[str, ...] = ("monitor.cli_broker", "monitor.cli_users", "monitor.cli_records")
+COMMAND_MODULES: tuple[str, ...] = (
+    "monitor.cli_broker",
+    "monitor.cli_users",
+    "monitor.cli_records",
+    "monitor.cli_backup",
+)
 
 
 def _broker_arg(text: str) -> str:
