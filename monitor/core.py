@@ -109,9 +109,11 @@ class Core:
             self._raise(caught_up)
 
     def stop(self) -> None:
-        self.link.stop()
+        """Store and acknowledge what arrived, then leave: what comes after is the next core's (the broker
+        keeps it for the session)."""
         self._queue.put(_STOP)
         self._writer.join(timeout=10)
+        self.link.stop()
         self.log.close()
 
     def wait_idle(self, timeout: float = 5.0) -> None:

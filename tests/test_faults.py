@@ -65,7 +65,7 @@ class Rig:
         except sqlite3.OperationalError:  # the core has not made its tables yet
             return 0
 
-    def wait_stored_growing(self, more: int = 10, timeout: float = 10) -> None:
+    def wait_stored_growing(self, more: int = 10, timeout: float = 20) -> None:
         start = self.stored()
         wait_until(lambda: self.stored() >= start + more, timeout, f"{more} more oximeter readings stored")
 
@@ -77,7 +77,7 @@ class Rig:
         assert set(produced) == set(DEVICES), self.gateway.output()[-3000:]
         return produced
 
-    def assert_nothing_lost(self, produced: dict[str, int], timeout: float = 15) -> None:
+    def assert_nothing_lost(self, produced: dict[str, int], timeout: float = 30) -> None:
         """Every produced observation stored once, in order, with no hole in the sequence."""
         wait_until(
             lambda: all(self.stored(d) >= produced[d] for d in DEVICES), timeout, f"all of {produced} stored"
@@ -130,13 +130,13 @@ def test_broker_stopped_10_s_and_restarted(rig: Rig) -> None:
     rig.broker.stop()
     time.sleep(10)
     rig.broker.start()
-    rig.wait_stored_growing(timeout=15)  # core and gateway reconnected by themselves
+    rig.wait_stored_growing(timeout=30)  # core and gateway reconnected by themselves
 
     def back_online() -> bool:  # mosquitto publishes the Last Wills as it stops: each device said offline
         last = [alarm_rows(rig.db, f"device_offline:{d}")[-1:] for d in DEVICES]
         return all(not rows or rows[0][1] == "cleared" for rows in last)
 
-    wait_until(back_online, 10, "every device back online after the outage")
+    wait_until(back_online, 20, "every device back online after the outage")
     produced = rig.stop_gateway_and_count()
     rig.assert_nothing_lost(produced)
     gateway_log = rig.gateway.output()  # type: ignore[union-attr]
@@ -151,7 +151,7 @@ def test_core_killed_and_restarted(rig: Rig) -> None:
     rig.start_gateway()
     rig.wait_stored_growing()
     rig.room.ports["pump"].unplug()  # type: ignore[attr-defined]
-    wait_until(lambda: alarm_rows(rig.db, "device_offline:pump"), 10, "pump offline alarm stored")
+    wait_until(lambda: alarm_rows(rig.db, "device_offline:pump"), 20, "pump offline alarm stored")
     (alarm_id, state), *_ = alarm_rows(rig.db, "device_offline:pump")
     assert state == "active"
     rig.core.kill()  # type: ignore[union-attr]  # SIGKILL
@@ -160,7 +160,7 @@ def test_core_killed_and_restarted(rig: Rig) -> None:
     time.sleep(2)
     rig.start_core()
     wait_until(
-        lambda: "cleared" in {s for _, s in alarm_rows(rig.db, "device_offline:pump")}, 15, "alarm cleared"
+        lambda: "cleared" in {s for _, s in alarm_rows(rig.db, "device_offline:pump")}, 30, "alarm cleared"
     )
     transitions = alarm_rows(rig.db, "device_offline:pump")
     assert transitions == [(alarm_id, "active"), (alarm_id, "cleared")]  # not raised again by the new core
@@ -179,7 +179,7 @@ def test_serial_cable_pulled_and_restored(rig: Rig) -> None:
     port.unplug()
     time.sleep(3)
     port.plug()
-    rig.wait_stored_growing(timeout=15)
+    rig.wait_stored_growing(timeout=30)
     assert [s for _, s in alarm_rows(rig.db, "device_offline:oximeter")] == ["active", "cleared"]
     produced = rig.stop_gateway_and_count()
     rig.assert_nothing_lost(produced)
@@ -220,7 +220,7 @@ def test_event_log_cannot_be_written(rig: Rig) -> None:
             lambda: any(
                 a["condition"] == "event_log_write_failed" and a["state"] == "active" for a in alarms
             ),
-            10,
+            20,
             "a technical alarm on the room's alarms topic",
         )
         raised = next(a for a in alarms if a["condition"] == "event_log_write_failed")
@@ -228,8 +228,12 @@ def test_event_log_cannot_be_written(rig: Rig) -> None:
         assert "cannot write the event log" in str(raised["message"])
         assert "cannot write the event log" in core.output()
         assert core.process.poll() is None  # not a silent stop, not a crash
-        panel = alarm_panel_view(hub.find_room("room1"), time.time())  # type: ignore[arg-type]
-        assert any(a.priority == "high" and "Recording stopped" in a.message for a in panel.alarms), panel
+
+        def on_the_bedside_panel() -> bool:
+            panel = alarm_panel_view(hub.find_room("room1"), time.time())  # type: ignore[arg-type]
+            return any(a.priority == "high" and "Recording stopped" in a.message for a in panel.alarms)
+
+        wait_until(on_the_bedside_panel, 10, "the alarm on the bedside page's alarm panel")
         hub.stop()
         stuck = rig.stored()
         time.sleep(4)
@@ -241,7 +245,7 @@ def test_event_log_cannot_be_written(rig: Rig) -> None:
             lambda: any(
                 a["condition"] == "event_log_write_failed" and a["state"] == "cleared" for a in alarms
             ),
-            10,
+            20,
             "the alarm cleared",
         )
         rig.wait_stored_growing()
@@ -282,9 +286,9 @@ def test_gateway_killed_during_broker_outage(rig: Rig) -> None:
     assert last_produced.get("oximeter"), "the outage's readings are in the file"
     rig.broker.start()
     rig.start_gateway()
-    rig.wait_stored_growing(timeout=15)
+    rig.wait_stored_growing(timeout=30)
     produced = rig.stop_gateway_and_count()  # the second process's own
-    wait_until(lambda: all(rig.stored(d) >= produced[d] for d in DEVICES), 15, "second run stored")
+    wait_until(lambda: all(rig.stored(d) >= produced[d] for d in DEVICES), 30, "second run stored")
     for device in DEVICES:
         seqs = stored_seqs(rig.db, device)
         assert len(seqs) == len(set(seqs))
