@@ -32,6 +32,11 @@ def acknowledge(page: dict[str, str], clock: Clock, author: str | None, alarm_id
     return _event(page, clock, "alarm_ack", author, alarm_id=alarm_id)
 
 
+def limit_change(page: dict[str, str], clock: Clock, rule: str, limit: float) -> ClinicalEvent:
+    """This session's new limit for one rule of the alarm profile (the author is the signed-in user)."""
+    return _validated(_event(page, clock, "limit_change", None, rule=rule, limit=limit))
+
+
 def pause_audio(page: dict[str, str], clock: Clock, author: str | None) -> ClinicalEvent:
     return _event(page, clock, "audio_pause", author)
 

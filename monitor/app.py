@@ -18,11 +18,13 @@ from dash.exceptions import WebsocketDisconnected
 from fastapi.responses import PlainTextResponse, Response
 
 from monitor import actions, alarm_log, export, session_view, wire
+from monitor.alarm_profile import AlarmProfile, load_profile
 from monitor.auth import Refused
 from monitor.clock import SYSTEM_CLOCK, Clock
 from monitor.layouts import alarm_log_page, bedside, home, session_panel, shell, signin, supervisor
 from monitor.layouts import replay as replay_page
 from monitor.layouts import whatif as whatif_page
+from monitor.limits_view import check_limit
 from monitor.live import LiveHub
 from monitor.model import ClinicalEvent
 from monitor.store import EventLog
@@ -32,8 +34,17 @@ ASSETS = Path(__file__).parent / "assets"
 log = logging.getLogger(__name__)
 
 
-def create_app(hub: LiveHub, store: EventLog, clock: Clock = SYSTEM_CLOCK, *, site: str = "clinic") -> Dash:
-    """`site` names the site of a room that has not reported yet, so its page can wait for it."""
+def create_app(
+    hub: LiveHub,
+    store: EventLog,
+    clock: Clock = SYSTEM_CLOCK,
+    *,
+    site: str = "clinic",
+    profile: AlarmProfile | None = None,
+) -> Dash:
+    """`site` names the site of a room that has not reported yet, so its page can wait for it; `profile`
+    is the clinic's alarm profile the core runs (default: the shipped one), whose limits the bedside shows."""
+    profile = profile or load_profile(None)
     app = Dash(
         __name__,
         backend="fastapi",
@@ -73,7 +84,7 @@ def create_app(hub: LiveHub, store: EventLog, clock: Clock = SYSTEM_CLOCK, *, si
                 return shell.not_found(path), None
             state = hub.find_room(room) or RoomState(site, room)
             live = {"page": "bedside", "site": state.site, "room": state.room}
-            return bedside.layout(state, store, clock), live
+            return bedside.layout(state, store, clock, profile), live
         return shell.not_found(path), None
 
     @app.callback(
@@ -100,6 +111,27 @@ def create_app(hub: LiveHub, store: EventLog, clock: Clock = SYSTEM_CLOCK, *, si
             return no_update
         hub.record(event)
         return said
+
+    @app.callback(
+        Output("limit-feedback", "children"),
+        Input({"type": "limit-set", "rule": ALL}, "n_clicks"),
+        State({"type": "limit-input", "rule": ALL}, "value"),
+        State("page-live", "data"),
+        prevent_initial_call=True,
+    )
+    def change_limit(clicks: list[int | None], values: list[object], page: dict[str, str] | None) -> str:
+        """A supervisor's limit for this session (the server refuses anyone else, and says so)."""
+        trigger = ctx.triggered_id
+        if not isinstance(trigger, dict) or not any(clicks) or bedside_page(page) is None:
+            return no_update
+        rules = [i["id"]["rule"] for i in ctx.states_list[0]]
+        rule_id = str(trigger["rule"])
+        try:
+            limit = check_limit(profile, rule_id, values[rules.index(rule_id)])
+        except ValueError as exc:
+            return str(exc)
+        assert page is not None
+        return record(actions.limit_change(page, clock, rule_id, limit), f"limit {rule_id} set to {limit:g}")
 
     def bedside_page(page: dict[str, str] | None) -> dict[str, str] | None:
         return page if page and page.get("page") == "bedside" else None
@@ -476,7 +508,7 @@ def create_app(hub: LiveHub, store: EventLog, clock: Clock = SYSTEM_CLOCK, *, si
         while not ws.is_shutdown:
             try:
                 if page.get("page") == "bedside":
-                    await bedside.stream(ws, hub, store, clock, page)
+                    await bedside.stream(ws, hub, store, clock, page, profile)
                 elif page.get("page") == "home":
                     await home.stream(ws, hub, clock)
                 elif page.get("page") == "supervisor":

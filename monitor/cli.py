@@ -188,6 +188,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     web.add_argument("--https-cert", metavar="PEM", help="serve HTTPS with this certificate (chain) file")
     web.add_argument("--https-key", metavar="PEM", help="the private key of --https-cert")
+    web.add_argument(
+        "--profile",
+        metavar="PROFILE.toml",
+        help="the alarm profile the core runs, whose limits the bedside shows (default: the shipped one)",
+    )
     status = sub.add_parser(
         "status",
         help="every device's state and counters, as the broker knows them",
@@ -290,6 +295,7 @@ def run_core(args: argparse.Namespace) -> int:
 
 
 def run_web(args: argparse.Namespace) -> int:
+    from monitor.alarm_profile import load_profile
     from monitor.webserver import serve_dashboard
 
     if bool(args.https_cert) != bool(args.https_key):
@@ -305,7 +311,12 @@ def run_web(args: argparse.Namespace) -> int:
         print(f"kap-monitor web: {refused}", file=sys.stderr)
         return 1
     https = (args.https_cert, args.https_key) if args.https_cert else None
-    serve_dashboard(broker, args.db, args.host, args.port, site=args.site, https=https)
+    try:
+        profile = load_profile(args.profile)
+    except (OSError, ValueError) as exc:
+        print(f"kap-monitor web: {exc}", file=sys.stderr)
+        return 2
+    serve_dashboard(broker, args.db, args.host, args.port, site=args.site, https=https, profile=profile)
     return 0
 
 

@@ -54,6 +54,8 @@ class RoomState:
     ended: ClinicalEvent | None = None
     doses: list[ClinicalEvent] = field(default_factory=list)
     assessments: list[ClinicalEvent] = field(default_factory=list)
+    #: the session's alarm limit changes, oldest first (the core's engine applies the same ones)
+    limit_changes: list[ClinicalEvent] = field(default_factory=list)
 
     def apply(
         self, event: Observation | DeviceStatus | CommandReply | AlarmTransition | ClinicalEvent
@@ -83,7 +85,7 @@ class RoomState:
             if self.session is None or self.session.event_id != event.event_id:
                 # a new patient: the screen starts afresh (the core starts their alarms afresh too)
                 self.session, self.ended = event, None
-                self.clinical, self.doses, self.assessments = [], [], []
+                self.clinical, self.doses, self.assessments, self.limit_changes = [], [], [], []
                 self.alarms, self.raised_by = {}, {}
             return
         if event.type == "session_end":
@@ -94,6 +96,7 @@ class RoomState:
             "assessment": self.assessments,
             "note": self.clinical,
             "side_effect": self.clinical,
+            "limit_change": self.limit_changes,
         }.get(event.type)
         if kept is not None and all(e.event_id != event.event_id for e in kept):
             kept.append(event)

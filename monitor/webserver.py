@@ -15,6 +15,7 @@ from collections.abc import Iterator
 
 import uvicorn
 
+from monitor.alarm_profile import AlarmProfile
 from monitor.app import create_app
 from monitor.audit import AuditLog
 from monitor.auth import Guard, protect
@@ -54,6 +55,7 @@ def serve_dashboard(
     site: str = "clinic",
     announce: str | None = None,
     https: tuple[str, str] | None = None,
+    profile: AlarmProfile | None = None,
 ) -> None:
     """Runs until SIGINT/SIGTERM (uvicorn handles them), then closes the hub.
 
@@ -72,7 +74,7 @@ def serve_dashboard(
     audit = AuditLog(db)
     sessions = SessionStore(db, users)
     hub = LiveHub(broker, store, guard=Guard(sessions, audit)).start()
-    app = create_app(hub, store, site=site)
+    app = create_app(hub, store, site=site, profile=profile)
     warmup = secrets.token_urlsafe(16)
     asgi = protect(app, users, audit, sessions, throttle=Throttle(), warmup_token=warmup)
     tls = {"ssl_certfile": https[0], "ssl_keyfile": https[1]} if https else {}

@@ -17,8 +17,10 @@ from dash.backends.ws import DashWebsocketCallback
 from plotly.utils import PlotlyJSONEncoder
 
 from monitor import mdc, session_view
+from monitor.alarm_profile import AlarmProfile
 from monitor.clock import Clock
-from monitor.layouts import alarm_panel, clinical, session_panel, timeline
+from monitor.layouts import alarm_panel, clinical, limits, session_panel, timeline
+from monitor.limits_view import limit_rows
 from monitor.live import LiveHub
 from monitor.model import Observation
 from monitor.room_reads import IncrementalReads, RoomReads
@@ -254,7 +256,8 @@ def _view_props(view: BedsideView) -> dict[str, dict[str, Any]]:
     return props
 
 
-def layout(state: RoomState, store: EventLog, clock: Clock) -> html.Div:
+def layout(state: RoomState, store: EventLog, clock: Clock, profile: AlarmProfile | None = None) -> html.Div:
+    """The page as it stands now; with the clinic's alarm `profile`, the session's limits too (live only)."""
     now = clock.now()
     view = bedside_view(state, now)
     history = store.observations(
@@ -277,6 +280,7 @@ def layout(state: RoomState, store: EventLog, clock: Clock) -> html.Div:
             html.Div(id="conditions", className="conditions", **props["conditions"]),
             html.Div(id="devices", className="devices", **props["devices"]),
             alarm_panel.panel(alarm_panel_view(state, now)),
+            *([limits.section(limit_rows(profile, state.limit_changes))] if profile else []),
             _session_area(state, store, now),
             html.Div(
                 className="numerics",
@@ -429,7 +433,12 @@ def _push_changed(props: dict[str, dict[str, Any]], shown: dict[str, str]) -> No
 
 
 async def stream(
-    ws: DashWebsocketCallback, hub: LiveHub, store: EventLog, clock: Clock, room: dict[str, str]
+    ws: DashWebsocketCallback,
+    hub: LiveHub,
+    store: EventLog,
+    clock: Clock,
+    room: dict[str, str],
+    profile: AlarmProfile | None = None,
 ) -> None:
     """Push changed numbers and new trend points for one room until the page goes away."""
     key = (room["site"], room["room"])
@@ -454,6 +463,8 @@ async def stream(
             _push_changed(page_props, shown)
             session_props = await asyncio.to_thread(_session_props, state, reads, now)
             _push_changed(session_props, shown)
+            if profile is not None:
+                _push_changed(limits.props(limit_rows(profile, state.limit_changes)), shown)
             signature = _timeline_signature(state)
             if state.session is not None and (
                 signature != timeline_shown or now - timeline_at > TIMELINE_EVERY_S
