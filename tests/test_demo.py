@@ -28,9 +28,9 @@ def test_demo_runs_four_live_rooms_and_stops_cleanly(procs, browser, tmp_path: P
     assert "sign in as demo / demo" in out, "the demo says how to sign in"
 
     browser.get(url)
-    WebDriverWait(browser, 15).until(
-        lambda b: sum(e.text.isdigit() for e in b.find_elements(By.CSS_SELECTOR, ".room-spo2")) == 4
-    )
+    # read in the page in one go: the cards are patched as values arrive, so a found element can go stale
+    shown = "return [...document.querySelectorAll('.room-spo2')].map(e => e.textContent.trim())"
+    WebDriverWait(browser, 15).until(lambda b: sum(t.isdigit() for t in b.execute_script(shown)) == 4)
     # read in one go: the cards re-render as values arrive, and a found element can go stale
     rooms = browser.execute_script(
         "return [...document.querySelectorAll('.room-card-name')].map(e => e.textContent.trim())"
