@@ -215,7 +215,7 @@ def capacity_rows(r: dict[str, Any]) -> list[Row]:
     at_100 = [run for run in ok_runs if run["rooms"] >= 100]
     over = [run for run in ok_runs if run["server_cpu_pct_of_machine"] >= 50 and run["rooms"] <= 100]
     projected = line[0] + 100 * line[1] if line else None
-    projection = f"; {projected:.0f} % projected from the unsaturated runs" if projected is not None else ""
+    projection = f"; {projected:.0f} % on the line through the runs" if projected is not None else ""
     if at_100:
         run = at_100[0]
         cpu = run["server_cpu_pct_of_machine"]
