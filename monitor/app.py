@@ -512,7 +512,7 @@ def create_app(
                 elif page.get("page") == "home":
                     await home.stream(ws, hub, clock)
                 elif page.get("page") == "supervisor":
-                    await supervisor.stream(ws, hub, clock)
+                    await supervisor.stream(ws, hub, store, clock)
                 elif page.get("page") == "replay":
                     await replay_page.stream(ws, replays.models, replays.cursors, page)
                 return

@@ -7,9 +7,11 @@ to see. A room whose devices are offline or silent shows that plainly, never its
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from monitor import mdc
+from monitor.model import Observation
 from monitor.views import RoomState, alarm_panel_view, bedside_view
 
 RANKS = ("high", "escalated", "medium", "link", "low", "ok")
@@ -35,7 +37,9 @@ class TileView:
         return self.rank != "ok"
 
 
-def tile_view(state: RoomState, now: float) -> TileView:
+def tile_view(state: RoomState, now: float, dose_text: str | None = None) -> TileView:
+    """`dose_text`: the session's cumulative dose as the session panel says it from the pump's record
+    (`session_dose_text`, refreshed every few seconds); without it, from the doses logged by hand."""
     from monitor.session_view import session_view  # the session panel's own summary, not a second one
 
     view = bedside_view(state, now)
@@ -66,8 +70,9 @@ def tile_view(state: RoomState, now: float) -> TileView:
     bp = view.blood_pressure
     bp_text = f"{bp.text} · {bp.age_text.split(', ')[-1]}" if bp.state in ("ok", "overdue") else bp.text
     infusion = f"{view.pump.rate_text} mL/h" if view.pump.state != "none" else ""
-    if session.dose_text:
-        infusion = f"{infusion} · {session.dose_text}".strip(" ·")
+    given = dose_text if dose_text is not None and session.active else session.dose_text
+    if given:
+        infusion = f"{infusion} · {given}".strip(" ·")
     flashing = worst is not None and worst.state == "escalated"
     css = f"tile rank-{rank}" + (" escalated" if flashing else "")
     return TileView(
@@ -86,8 +91,23 @@ def tile_view(state: RoomState, now: float) -> TileView:
     )
 
 
-def wall(states: list[RoomState], now: float, *, exceptions_only: bool = False) -> list[TileView]:
-    tiles = [tile_view(s, now) for s in states]
+def session_dose_text(state: RoomState, pump_stream: list[Observation], now: float) -> str:
+    """What the session panel says was given ("Given 35.0 mg (0.50 mg/kg)"), the pump's record included."""
+    from monitor.session_view import session_view
+
+    return session_view(state, pump_stream, now).dose_text
+
+
+def wall(
+    states: list[RoomState],
+    now: float,
+    *,
+    exceptions_only: bool = False,
+    dose_texts: Mapping[tuple[str, str], str] | None = None,
+) -> list[TileView]:
+    """`dose_texts`: each room's `session_dose_text` by (site, room), where known."""
+    known = dose_texts or {}
+    tiles = [tile_view(s, now, known.get((s.site, s.room))) for s in states]
     if exceptions_only:
         tiles = [t for t in tiles if t.exceptional]
     return sorted(tiles, key=lambda t: (RANKS.index(t.rank), t.room))

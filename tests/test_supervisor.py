@@ -89,3 +89,26 @@ def test_an_alarm_on_a_tile_is_acknowledged_by_the_supervisor(room1, mosquitto, 
         assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []
     finally:
         topic.close()
+
+
+def test_a_tile_counts_what_the_pump_delivered(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from monitor import session_view
+    from monitor.layouts.supervisor import _dose_texts
+    from monitor.room_reads import IncrementalReads
+    from monitor.store import EventLog
+    from simulators.recorded_session import record_session
+
+    store = EventLog(tmp_path / "kap.sqlite")
+    rec = record_session(store, duration_s=30 * 60.0, pleth=False)  # a 0.5 mg/kg infusion over 40 min
+    state = RoomState(rec.site, rec.room)
+    for _, event in store.log(rec.site, rec.room, types=("obs", "status", "clinical", "alarm")):
+        state.apply(event)
+    now = rec.ended_at
+    pump = store.observations(rec.site, rec.room, since=state.session.ts, codes=session_view.PUMP_CODES)
+    expected = session_view.session_view(state, pump, now).dose_text
+    assert expected.startswith("Given ") and not expected.startswith("Given 0.0 mg")
+    reads = IncrementalReads(store, compact_codes=session_view.PUMP_CODES)
+    texts = _dose_texts([state], reads, now)
+    assert texts == {(rec.site, rec.room): expected}
+    (tile,) = wall([state], now, dose_texts=texts)
+    assert tile.infusion.endswith(expected), "the pump's record, as the session panel says it"
