@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
@@ -112,3 +114,66 @@ def test_a_tile_counts_what_the_pump_delivered(tmp_path) -> None:  # type: ignor
     assert texts == {(rec.site, rec.room): expected}
     (tile,) = wall([state], now, dose_texts=texts)
     assert tile.infusion.endswith(expected), "the pump's record, as the session panel says it"
+
+
+def tile_order(browser) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
+    """(room, classes) of every tile in screen order, read in one go (the grid is replaced each push)."""
+    return [
+        tuple(t)
+        for t in browser.execute_script(
+            "return [...document.querySelectorAll('#supervisor-grid [data-room]')]"
+            ".map(t => [t.dataset.room, t.className]);"
+        )
+    ]
+
+
+def test_twelve_rooms_a_desaturation_sorts_first_exceptions_only_and_a_click_opens_the_bedside(
+    room1, mosquitto, procs, browser, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    links = tmp_path / "bays"
+    procs("simulate", "--rooms", "11", "--link-dir", str(links), "--scenario", "stable", "--seed", "3")
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and not (links / "rooms.toml").exists():
+        time.sleep(0.1)
+    # eleven whole rooms (oximeter, cuff, pump) beside room1, named bay1..bay11
+    bays = tmp_path / "bays.toml"
+    bays.write_text((links / "rooms.toml").read_text().replace('name = "room', 'name = "bay'))
+    procs(
+        "gateway",
+        "--broker",
+        mosquitto.address,
+        "--config",
+        str(bays),
+        "--outbox",
+        str(tmp_path / "ob.sqlite"),
+    ).wait_for_output("gateway:")
+    port = free_port()
+    procs("web", "--broker", mosquitto.address, "--db", str(room1.db), "--port", str(port)).wait_for_output(
+        "dash"
+    )
+    topic = AlarmTopic(mosquitto.port)
+    try:
+        browser.get(f"http://127.0.0.1:{port}/supervisor")
+        wait = WebDriverWait(browser, 40, poll_frequency=0.05)
+        wait.until(lambda b: len(tile_order(b)) == 12)
+        wait.until(lambda b: all("rank-ok" in css for room, css in tile_order(b) if room == "room1"))
+        assert tile_order(browser)[0][0] != "room1", "quiet, room1 sorts by name after the bays"
+
+        room1.sim.send("spo2 85")  # < 88 % for 10 s: a high-priority alarm
+        wait.until(lambda b: topic.first("spo2_very_low", "active"))
+        arrived, _ = topic.first("spo2_very_low", "active")  # type: ignore[misc]
+        wait.until(lambda b: tile_order(b)[0][0] == "room1")
+        assert time.time() - arrived < 2.0, "the room in trouble is first within 2 s of its alarm"
+        assert "rank-high" in tile_order(browser)[0][1]
+
+        browser.find_element(By.XPATH, "//label[normalize-space()='Exceptions only']").click()
+        wait.until(lambda b: len(tile_order(b)) < 12)
+        shown = tile_order(browser)
+        assert shown[0][0] == "room1" and all("rank-ok" not in css for _, css in shown)
+
+        browser.find_element(By.CSS_SELECTOR, "[data-room='room1'] a.tile-room").click()
+        wait.until(lambda b: b.current_url.endswith("/room/room1"))
+        wait.until(lambda b: b.find_element(By.ID, "spo2-value").text == "85")
+        assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []
+    finally:
+        topic.close()
