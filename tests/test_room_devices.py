@@ -14,6 +14,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from monitor import mdc
+from monitor.model import Observation
 from monitor.store import EventLog
 
 pytestmark = pytest.mark.integration
@@ -170,12 +171,11 @@ def test_a_pulled_cable_is_offline_within_5_s_and_back_after_return(room, mosqui
 
 def test_the_pleth_is_recorded_as_sample_blocks(room) -> None:  # type: ignore[no-untyped-def]
     _, db = room
-    blocks = wait_until(
-        lambda: [
-            o for o in EventLog(db).observations("clinic", "room1", codes=[mdc.PLETH.code]) if o.samples
-        ],
-        10,
-        "pleth blocks",
-    )
+
+    def pleth_blocks() -> list[Observation] | None:
+        found = [o for o in EventLog(db).observations("clinic", "room1", codes=[mdc.PLETH.code]) if o.samples]
+        return found if len(found) >= 6 else None  # 2 s of pleth: whole heartbeats, not one slice of one
+
+    blocks = wait_until(pleth_blocks, 10, "2 s of pleth blocks")
     assert all(len(b.samples) == 25 and b.sample_rate == 75.0 for b in blocks)  # type: ignore[union-attr]
     assert len({s for b in blocks for s in b.samples}) > 10, "a waveform, not a flat line"  # type: ignore[union-attr]
