@@ -15,6 +15,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import msgspec
+
 from monitor.model import AlarmTransition, ClinicalEvent, DeviceStatus, Observation
 
 LogEvent = Observation | DeviceStatus | ClinicalEvent | AlarmTransition
@@ -307,7 +309,7 @@ class EventLog:
                 obs.value,
                 obs.unit,
                 int(obs.valid),
-                json.dumps(body),
+                _encode_body(body).decode(),
                 received_at,
             ),
         )
@@ -597,6 +599,11 @@ class EventLog:
 
 def _json_or_none(text: str | None) -> dict[str, object] | None:
     return None if text is None else dict(json.loads(text))
+
+
+#: an observation's body is encoded once per reading on the ingest path: msgspec does it ~10x faster than
+#: `json.dumps` (the text is compact JSON; every reader decodes it, none compares it as text)
+_encode_body = msgspec.json.Encoder().encode
 
 
 def _observation_filters(since: float | None, codes: Iterable[int] | None) -> tuple[str, list[object]]:
