@@ -275,8 +275,7 @@ class Stack:
 
         users = UserStore(db)
         try:
-            if users.get(BENCH_USER) is None:
-                users.add(BENCH_USER, "supervisor", BENCH_PASSWORD)
+            users.ensure(BENCH_USER, "supervisor", BENCH_PASSWORD)
         finally:
             users.close()
         port = free_port()

@@ -119,8 +119,7 @@ def in_browser(db: Path, session_id: int, reopen: int, scrubs: int, room: str = 
     user, password = getattr(br, "BENCH_USER", USER), getattr(br, "BENCH_PASSWORD", PASSWORD)
     users = UserStore(db)
     try:
-        if users.get(user) is None:
-            users.add(user, "supervisor", password)
+        users.ensure(user, "supervisor", password)
     finally:
         users.close()
     ready = (  # every panel drawn: clock, numbers, alarm list, pleth, trend and timeline with their traces

@@ -49,8 +49,7 @@ def demo_accounts(db: str, rooms: list[str]) -> str:
     store = UserStore(db)
     try:
         for name, role in DEMO_ACCOUNTS:
-            if store.get(name) is None:
-                store.add(name, role, name, rooms=rooms if role == "nurse" else ())
+            store.ensure(name, role, name, rooms=rooms if role == "nurse" else ())
     finally:
         store.close()
     return (

@@ -126,6 +126,14 @@ class UserStore(SharedTable):
                 raise UserError(f"user {name!r} exists already (change it with passwd or disable)") from None
         return user
 
+    def ensure(
+        self, name: str, role: str, password: str, *, rooms: tuple[str, ...] | list[str] = ()
+    ) -> None:
+        """Add the user unless one of that name exists (an existing one is left as it is): the demo's
+        accounts, and the accounts tests and benchmarks sign in with."""
+        if self.get(name) is None:
+            self.add(name, role, password, rooms=rooms)
+
     def set_password(self, name: str, password: str) -> None:
         digest = self._hasher.hash(_check_password(password))
         self._update(name, "password_hash = ?", (digest,))

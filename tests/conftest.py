@@ -231,8 +231,7 @@ def ensure_test_user(
 
     users = UserStore(db)
     try:
-        if users.get(name) is None:
-            users.add(name, role, password)
+        users.ensure(name, role, password)
     finally:
         users.close()
 

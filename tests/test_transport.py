@@ -15,6 +15,7 @@ from monitor.devices.nonin_f2 import PACKET_SIZE, NoninF2Codec
 from monitor.devices.transport import LinkLost, SerialTransport
 from simulators.nonin import encode_packet
 from simulators.pty_link import PtyLink
+from tests.conftest import IN_CI
 
 PACKET = encode_packet(97, 72, list(range(100, 125)))
 
@@ -108,9 +109,14 @@ def descriptors_past_1024() -> Iterator[None]:
     import resource
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard != resource.RLIM_INFINITY and hard < 1100:
-        pytest.skip(f"the hard descriptor limit here is {hard}")
-    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 1100), hard))
+    raised = hard if hard == resource.RLIM_INFINITY else max(hard, 1100)
+    try:  # root (as CI runs) may raise the hard limit too
+        resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 1100), raised))
+    except (ValueError, OSError) as exc:
+        message = f"cannot open 1100 descriptors here (hard limit {hard}: {exc})"
+        if IN_CI:
+            pytest.fail(message + "; CI=true requires this test to run")
+        pytest.skip(message)
     fillers: list[int] = []
     try:
         while not fillers or fillers[-1] < 1030:
